@@ -1,0 +1,293 @@
+//! `rk-server`'s command line.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One replica of the rk control plane.
+///
+/// With no `--peers` and no `--join`, rk-server starts a single-replica cluster.
+/// A three-replica cluster on one machine:
+///
+///   rk-server --id 1 --data-dir d1 --listen 127.0.0.1:2379 --peer-listen 127.0.0.1:2380 \
+///     --peers 1=127.0.0.1:2380,2=127.0.0.1:2382,3=127.0.0.1:2384
+///
+/// (and the same with ids 2 and 3 and their own ports). Add a replica to a running
+/// cluster with `--join` and the client address of any member.
+///
+/// Backups: `rk-server snapshot save FILE` and `rk-server snapshot restore FILE …`
+/// (see `rk-server snapshot --help`).
+#[derive(Parser, Debug, Clone)]
+#[command(name = "rk-server", version, about = "One replica of the rk control plane", long_about)]
+pub struct Config {
+    /// This replica's id (1-65535). Defaults to 1 for a new cluster, to the id recorded
+    /// in the data directory on restart, and to the next free id with --join.
+    #[arg(long)]
+    pub id: Option<u64>,
+
+    /// Human-readable name shown by `etcdctl member list` (default: rk-<id>).
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Where the raft log and snapshots live (default: ./rk-<id>.data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Client address: the etcd v3 gRPC API (and, later, the Kubernetes REST API).
+    #[arg(long, default_value = "127.0.0.1:2379")]
+    pub listen: SocketAddr,
+
+    /// Client address other members and clients should use (default: --listen).
+    #[arg(long)]
+    pub advertise_client: Option<String>,
+
+    /// Peer address: raft traffic between replicas.
+    #[arg(long, default_value = "127.0.0.1:2380")]
+    pub peer_listen: SocketAddr,
+
+    /// Peer address other members should dial (default: --peer-listen).
+    #[arg(long)]
+    pub advertise_peer: Option<String>,
+
+    /// The founding members of a new cluster: id=host:port of each peer port,
+    /// comma-separated, this replica included. Ignored once the data directory exists.
+    #[arg(long, value_delimiter = ',')]
+    pub peers: Vec<String>,
+
+    /// Join a running cluster through the client address of any member (host:port).
+    #[arg(long)]
+    pub join: Option<String>,
+
+    /// Length of one raft tick in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub tick_ms: u64,
+
+    /// Election timeout in ticks (randomised between this and twice this). The default,
+    /// 10 ticks of 20 ms, suits a LAN; raise both on slow networks.
+    #[arg(long, default_value_t = 10)]
+    pub election_ticks: usize,
+
+    /// Heartbeat interval in ticks.
+    #[arg(long, default_value_t = 1)]
+    pub heartbeat_ticks: usize,
+
+    /// Take a snapshot of the store after this many applied raft entries; it bounds the log.
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_entries: u64,
+
+    /// Raft entries kept behind a snapshot so slow followers catch up from the log.
+    #[arg(long, default_value_t = 5_000)]
+    pub snapshot_catchup_entries: u64,
+
+    /// How long a write or linearizable read may wait for the cluster, in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    pub request_timeout_ms: u64,
+
+    /// Compact the store's history older than this (e.g. 5m, 1h; 0 turns it off).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub auto_compaction_retention: Duration,
+
+    /// Interval of progress notifications for watches that ask for them.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub watch_progress_notify_interval: Duration,
+
+    /// A node whose lease has not been renewed for this long is marked unreachable
+    /// and its pods are evicted once their tolerations run out.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
+
+    /// Seconds new pods tolerate an unreachable or not-ready node before eviction
+    /// (added to pods that do not say otherwise; Kubernetes uses 300).
+    #[arg(long, default_value_t = 5)]
+    pub default_toleration_seconds: i64,
+
+    /// Where Services get their cluster IPs (the first address is the `kubernetes` Service's).
+    #[arg(long, default_value = "10.96.0.0/16")]
+    pub service_cluster_ip_range: String,
+
+    /// Where NodePort Services get their ports.
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: String,
+
+    /// Serve cluster DNS on this address, UDP and TCP (off unless given). `:PORT`
+    /// means the --listen address's IP, e.g. `--dns-listen :53`.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub dns_listen: Option<String>,
+
+    /// The cluster's DNS domain: Services are `<svc>.<ns>.svc.<domain>`.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+
+    /// Nameservers (IP or IP:PORT, comma-separated) for names outside the cluster
+    /// domain; default: the host's /etc/resolv.conf; `none`: refuse such names.
+    #[arg(long, value_delimiter = ',', value_name = "IP[:PORT]")]
+    pub dns_upstream: Vec<String>,
+
+    /// TTL of cluster DNS answers, in seconds (negative answers too).
+    #[arg(long, default_value_t = crate::dns::DEFAULT_TTL)]
+    pub dns_ttl: u32,
+
+    /// Log level (error, warn, info, debug, trace) or a tracing filter; RUST_LOG wins.
+    #[arg(long, default_value = "warn")]
+    pub log_level: String,
+
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+/// Parses `300ms`, `10s`, `5m`, `1h` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration; use e.g. 500ms, 10s, 5m or 1h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{s:?} has an unknown unit; use ms, s, m or h")),
+    }
+}
+
+/// Resolves `--dns-listen`: `ADDR:PORT`, or `:PORT` on the IP of `listen`.
+pub fn parse_dns_listen(value: &str, listen: SocketAddr) -> Result<SocketAddr, String> {
+    let bad = || format!("--dns-listen {value:?} must be ADDR:PORT or :PORT, e.g. 10.0.0.1:53 or :53");
+    match value.strip_prefix(':') {
+        Some(port) => Ok(SocketAddr::new(listen.ip(), port.parse().map_err(|_| bad())?)),
+        None => value.parse().map_err(|_| bad()),
+    }
+}
+
+/// Checks a cluster domain: DNS labels of letters, digits and `-`, e.g. `cluster.local`.
+pub fn check_cluster_domain(domain: &str) -> Result<String, String> {
+    let d = domain.trim_end_matches('.').to_ascii_lowercase();
+    let ok = !d.is_empty()
+        && d.len() <= 200
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    if ok { Ok(d) } else { Err(format!("--cluster-domain {domain:?} is not a DNS name like cluster.local")) }
+}
+
+/// A parsed `--peers` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub id: u64,
+    pub addr: String,
+}
+
+/// Parses `--peers`, refusing duplicates and bad entries with a message that says
+/// what is wrong.
+pub fn parse_peers(entries: &[String]) -> Result<Vec<Peer>, String> {
+    let mut peers: Vec<Peer> = Vec::new();
+    for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        let (id, addr) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("--peers entry {entry:?} must look like ID=HOST:PORT, e.g. 1=10.0.0.1:2380"))?;
+        let id: u64 = id
+            .parse()
+            .ok()
+            .filter(|id| *id > 0 && *id < (1 << 16))
+            .ok_or_else(|| format!("--peers entry {entry:?}: the id must be a number from 1 to 65535"))?;
+        let hostport = addr.strip_prefix("http://").unwrap_or(addr);
+        if hostport
+            .rsplit_once(':')
+            .and_then(|(h, p)| (!h.is_empty()).then(|| p.parse::<u16>().ok()))
+            .flatten()
+            .is_none()
+        {
+            return Err(format!("--peers entry {entry:?}: {addr:?} is not HOST:PORT"));
+        }
+        if peers.iter().any(|p| p.id == id) {
+            return Err(format!("--peers names id {id} twice"));
+        }
+        if peers.iter().any(|p| p.addr == hostport) {
+            return Err(format!("--peers names address {hostport} twice"));
+        }
+        peers.push(Peer { id, addr: hostport.to_string() });
+    }
+    peers.sort_by_key(|p| p.id);
+    Ok(peers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn dns_flags() {
+        let listen: SocketAddr = "10.0.0.1:2379".parse().unwrap();
+        assert_eq!(parse_dns_listen(":53", listen), Ok("10.0.0.1:53".parse().unwrap()));
+        assert_eq!(parse_dns_listen("0.0.0.0:5353", listen), Ok("0.0.0.0:5353".parse().unwrap()));
+        assert!(parse_dns_listen("53", listen).is_err());
+        assert!(parse_dns_listen(":x", listen).is_err());
+        assert_eq!(check_cluster_domain("Cluster.Local."), Ok("cluster.local".into()));
+        assert!(check_cluster_domain("bad..domain").is_err());
+        assert!(check_cluster_domain("-x.local").is_err());
+    }
+
+    #[test]
+    fn peers() {
+        let p = parse_peers(&["2=127.0.0.1:2382".into(), "1=http://127.0.0.1:2380".into()]).unwrap();
+        assert_eq!(p[0], Peer { id: 1, addr: "127.0.0.1:2380".into() });
+        assert!(parse_peers(&["1=a:1".into(), "1=b:2".into()]).unwrap_err().contains("twice"));
+        assert!(parse_peers(&["x=a:1".into()]).unwrap_err().contains("id"));
+        assert!(parse_peers(&["1=a".into()]).unwrap_err().contains("HOST:PORT"));
+        assert!(parse_peers(&["1".into()]).unwrap_err().contains("ID=HOST:PORT"));
+        assert!(parse_peers(&["0=a:1".into()]).is_err());
+    }
+}
+
+/// `rk-server snapshot …`: backups of the store and new clusters restored from them.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "rk-server snapshot", version, about = "Back up the store, or restore a backup into a new cluster")]
+pub struct SnapshotArgs {
+    #[command(subcommand)]
+    pub command: SnapshotCommand,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum SnapshotCommand {
+    /// Save the store of a running cluster to FILE (everything committed before the
+    /// call; `etcdctl snapshot save` makes the same file).
+    Save {
+        /// Client address of any replica.
+        #[arg(long, default_value = "127.0.0.1:2379")]
+        endpoint: String,
+        file: PathBuf,
+    },
+    /// Make the data directory of a founding member of a new cluster whose store starts
+    /// as FILE's. Run it for every member with the same FILE and --peers, then start
+    /// each replica with its --data-dir and --id.
+    Restore {
+        file: PathBuf,
+        /// The new replica's data directory (must not hold a replica yet).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The new replica's id.
+        #[arg(long, default_value_t = 1)]
+        id: u64,
+        /// The new cluster's members, id=host:port of each peer port (default: this
+        /// replica alone at --advertise-peer).
+        #[arg(long, value_delimiter = ',')]
+        peers: Vec<String>,
+        /// This replica's peer address when --peers is not given.
+        #[arg(long, default_value = "127.0.0.1:2380")]
+        advertise_peer: String,
+    },
+}

@@ -1,0 +1,557 @@
+//! One replica, wired together: storage recovery or bootstrap, the raft thread, the
+//! peer port, the client port and the background duties (lease expiry, watch
+//! catch-up, auto-compaction, publishing this member's address).
+//!
+//! ```text
+//!  client port (--listen) ── etcd gRPC, health ──► EtcdApi ──► RaftHandle ─┐
+//!  peer port (--peer-listen) ── raft stream ──────► PeerService ──────────┤
+//!                                                                          ▼
+//!                                             raft thread ──► StateMachine + WatchHub
+//! ```
+
+use crate::config::{self, Config};
+use crate::etcd::{self, EtcdApi};
+use crate::lease::Lessor;
+use crate::raft::log::{Backend, DEFAULT_SEGMENT_BYTES, LogError, RaftLog};
+use crate::raft::node::{self, NodeOptions, ProposeError, RaftHandle, Role};
+use crate::raft::transport::{GrpcTransport, PeerService};
+use crate::store::StateMachine;
+use crate::store::snapshot::DecodeError;
+use crate::store::watch::{self, WatchHub};
+use rk_proto::etcdserverpb::cluster_client::ClusterClient;
+use rk_proto::etcdserverpb::{CompactionRequest, MemberAddRequest, MemberListRequest};
+use rk_proto::store::internal_request::Op;
+use rk_proto::store::{MemberAttributes, MemberInfo};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Why a replica could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("the snapshot in the data directory cannot be read: {0}")]
+    Snapshot(#[from] DecodeError),
+    #[error("raft refused to start: {0}")]
+    Raft(#[from] raft::Error),
+    #[error("cannot join the cluster through {addr}: {reason}")]
+    Join { addr: String, reason: String },
+    #[error("cannot use data directory {path}: {reason}")]
+    DataDir { path: PathBuf, reason: String },
+    #[error("serving failed: {0}")]
+    Serve(String),
+    #[error("this replica was removed from the cluster")]
+    Removed,
+}
+
+/// What a data directory records about its replica, so a restart with the wrong
+/// `--id` is refused instead of corrupting the cluster.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+struct MemberFile {
+    id: u64,
+    cluster_id: u64,
+}
+
+fn read_member_file(dir: &Path) -> Result<Option<MemberFile>, ServerError> {
+    let path = dir.join("member.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ServerError::DataDir { path, reason: format!("member.json is damaged: {e}") }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ServerError::DataDir { path, reason: e.to_string() }),
+    }
+}
+
+fn write_member_file(dir: &Path, m: &MemberFile) -> Result<(), ServerError> {
+    let path = dir.join("member.json");
+    let err = |e: std::io::Error| ServerError::DataDir { path: path.clone(), reason: e.to_string() };
+    let tmp = dir.join("member.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(m).unwrap_or_default()).map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)
+}
+
+/// A stable 64-bit FNV-1a hash: the cluster id is derived from the founding
+/// members, so every founding replica computes the same one.
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Makes `log` (in `data_dir`) the log of founding member `id` of a new cluster of
+/// `peers` whose first state is `state` (empty for a fresh cluster, a backup's for a
+/// restore). Every founding member computes the same cluster id and first snapshot
+/// from the same peers and state, so their logs agree from the start.
+fn found(
+    log: &RaftLog,
+    data_dir: &Path,
+    id: u64,
+    peers: &[config::Peer],
+    mut state: StateMachine,
+) -> Result<StateMachine, ServerError> {
+    if !peers.iter().any(|p| p.id == id) {
+        return Err(ServerError::Config(format!("--peers does not include this replica's --id {id}")));
+    }
+    let spec: Vec<String> = peers.iter().map(|p| format!("{}={}", p.id, p.addr)).collect();
+    state.cluster_id = fnv1a(spec.join(",").as_bytes());
+    state.members = peers
+        .iter()
+        .map(|p| (p.id, MemberInfo { id: p.id, peer_urls: vec![p.addr.clone()], ..Default::default() }))
+        .collect();
+    state.removed.clear();
+    let snap = node::founding_snapshot(&state);
+    log.bootstrap(&snap)?;
+    write_member_file(data_dir, &MemberFile { id, cluster_id: state.cluster_id })?;
+    Ok(node::restore(&snap)?)
+}
+
+/// Makes `data_dir` the data directory of founding member `id` of a new cluster of
+/// `peers` that starts from `state` (a restored backup). Refuses a directory that
+/// already holds a replica's data.
+pub fn found_data_dir(
+    data_dir: &Path,
+    id: u64,
+    peers: &[config::Peer],
+    state: StateMachine,
+) -> Result<(), ServerError> {
+    let in_use = |reason: &str| ServerError::DataDir { path: data_dir.to_path_buf(), reason: reason.into() };
+    if read_member_file(data_dir)?.is_some() {
+        return Err(in_use("it already belongs to a replica; restore into a new directory"));
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| in_use(&e.to_string()))?;
+    let backend = Backend::Disk { dir: data_dir.join("raft"), segment_bytes: DEFAULT_SEGMENT_BYTES };
+    let (log, _) = RaftLog::open(&backend)?;
+    if log.is_initialized() {
+        return Err(in_use("it already holds a raft log; restore into a new directory"));
+    }
+    found(&log, data_dir, id, peers, state)?;
+    log.sync()?;
+    Ok(())
+}
+
+/// A running replica: handles for tests and for `main`.
+pub struct Replica {
+    pub raft: RaftHandle,
+    pub client_addr: std::net::SocketAddr,
+    pub peer_addr: std::net::SocketAddr,
+    /// Where cluster DNS is served, if it is.
+    pub dns_addr: Option<std::net::SocketAddr>,
+}
+
+/// `--dns-listen`, `--cluster-domain`, `--dns-upstream`, `--dns-ttl`: checked before
+/// anything starts; `None` when DNS is off.
+fn dns_options(config: &Config) -> Result<Option<crate::dns::DnsOptions>, ServerError> {
+    let Some(listen) = &config.dns_listen else { return Ok(None) };
+    let listen = config::parse_dns_listen(listen, config.listen).map_err(ServerError::Config)?;
+    let domain = config::check_cluster_domain(&config.cluster_domain).map_err(ServerError::Config)?;
+    let upstreams = crate::dns::upstreams(&config.dns_upstream).map_err(ServerError::Config)?;
+    Ok(Some(crate::dns::DnsOptions { listen, domain, upstreams, ttl: config.dns_ttl }))
+}
+
+/// Runs one replica until `shutdown` completes (or the replica is removed).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    let (replica, done) = start(config).await?;
+    tokio::select! {
+        _ = shutdown => {}
+        _ = wait_stopped(&replica.raft) => {}
+    }
+    let removed = replica.raft.leadership().removed;
+    let _ = replica.raft.send(node::Command::Stop);
+    done.await;
+    if removed { Err(ServerError::Removed) } else { Ok(()) }
+}
+
+async fn wait_stopped(raft: &RaftHandle) {
+    let mut rx = raft.shared.leadership.clone();
+    let _ = rx.wait_for(|l| l.stopped).await;
+}
+
+/// Starts a replica and returns once it serves; the returned future completes when
+/// its raft thread has stopped.
+pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>), ServerError> {
+    let peers = config::parse_peers(&config.peers).map_err(ServerError::Config)?;
+    if config.tick_ms == 0 || config.election_ticks <= config.heartbeat_ticks || config.heartbeat_ticks == 0 {
+        return Err(ServerError::Config(
+            "--tick-ms must be positive and --election-ticks larger than --heartbeat-ticks (at least 1)".into(),
+        ));
+    }
+    let dns_opts = dns_options(&config)?;
+    let client = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind { addr: config.listen.to_string(), source })?;
+    let peer = TcpListener::bind(config.peer_listen)
+        .await
+        .map_err(|source| ServerError::Bind { addr: config.peer_listen.to_string(), source })?;
+    let dns_listeners = match &dns_opts {
+        Some(o) => Some(crate::dns::bind(o.listen).await.map_err(|e| ServerError::Config(e.to_string()))?),
+        None => None,
+    };
+    let client_addr = client.local_addr().map_err(|e| ServerError::Serve(e.to_string()))?;
+    let peer_addr = peer.local_addr().map_err(|e| ServerError::Serve(e.to_string()))?;
+    let advertise_peer = config.advertise_peer.clone().unwrap_or_else(|| peer_addr.to_string());
+    let advertise_client = config.advertise_client.clone().unwrap_or_else(|| client_addr.to_string());
+
+    // The data directory: which replica it belongs to, and its raft log.
+    let data_dir =
+        config.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("rk-{}.data", config.id.unwrap_or(1))));
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| ServerError::DataDir { path: data_dir.clone(), reason: e.to_string() })?;
+    let recorded = read_member_file(&data_dir)?;
+    let backend = Backend::Disk { dir: data_dir.join("raft"), segment_bytes: DEFAULT_SEGMENT_BYTES };
+    let (log, recovered) = RaftLog::open(&backend)?;
+    if recovered.truncated_tail > 0 {
+        tracing::warn!(bytes = recovered.truncated_tail, "cut a torn write off the end of the raft log");
+    }
+
+    let (id, sm) = match (&recovered.snapshot, &recorded) {
+        (Some(snap), Some(member)) => {
+            if config.id.is_some_and(|id| id != member.id) {
+                return Err(ServerError::DataDir {
+                    path: data_dir,
+                    reason: format!("it belongs to member {}, not --id {}", member.id, config.id.unwrap_or(0)),
+                });
+            }
+            (member.id, node::restore(snap)?)
+        }
+        _ if log.is_initialized() => {
+            return Err(ServerError::DataDir { path: data_dir, reason: "member.json is missing".into() });
+        }
+        _ => match &config.join {
+            Some(addr) => {
+                // A member that joined but never received a snapshot keeps its id.
+                let id = recorded.as_ref().map(|m| m.id).or(config.id);
+                let (id, cluster_id, members) = join(addr, id, &advertise_peer).await?;
+                write_member_file(&data_dir, &MemberFile { id, cluster_id })?;
+                let mut sm = StateMachine::new(cluster_id);
+                sm.members = members.into_iter().map(|m| (m.id, m)).collect();
+                (id, sm)
+            }
+            None => {
+                let id = config.id.unwrap_or(1);
+                let peers =
+                    if peers.is_empty() { vec![config::Peer { id, addr: advertise_peer.clone() }] } else { peers };
+                (id, found(&log, &data_dir, id, &peers, StateMachine::default())?)
+            }
+        },
+    };
+
+    let opts = NodeOptions {
+        id,
+        tick: Duration::from_millis(config.tick_ms),
+        election_ticks: config.election_ticks,
+        heartbeat_ticks: config.heartbeat_ticks,
+        snapshot_entries: config.snapshot_entries.max(1),
+        snapshot_catchup_entries: config.snapshot_catchup_entries,
+        ..Default::default()
+    };
+    // A lease must outlive an election: at least 1.5 election timeouts, in seconds.
+    let min_ttl = ((opts.election_timeout().as_secs_f64() * 3.0).ceil() as i64).max(1);
+    let hub = Arc::new(WatchHub::new());
+    let channel = node::channel();
+    let local_ip = Some(peer_addr.ip()).filter(|ip| !ip.is_unspecified());
+    let transport = GrpcTransport::new(id, local_ip, tokio::runtime::Handle::current(), channel.0.clone());
+    let cmd_tx = channel.0.clone();
+    let request_timeout = Duration::from_millis(config.request_timeout_ms.max(100));
+    let (raft, thread) = node::start(opts, log, sm, hub.clone(), transport, channel, request_timeout)?;
+    let lessor = Lessor::new(raft.clone(), min_ttl);
+
+    tokio::spawn(watch::sync_loop(raft.shared.sm.clone(), hub));
+    tokio::spawn(lessor.clone().run());
+    tokio::spawn(auto_compact(raft.clone(), config.auto_compaction_retention));
+    let name = config.name.clone().unwrap_or_else(|| format!("rk-{id}"));
+    tokio::spawn(publish_attributes(raft.clone(), name, vec![advertise_client.clone()]));
+
+    // Peer port.
+    let peer_service = PeerService::new(id, cmd_tx, lessor.clone()).into_server();
+    let peer_incoming = tokio_stream::wrappers::TcpListenerStream::new(peer);
+    let mut stop_peer = raft.shared.leadership.clone();
+    tokio::spawn(async move {
+        let result = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(peer_service)
+            .serve_with_incoming_shutdown(peer_incoming, async move {
+                let _ = stop_peer.wait_for(|l| l.stopped).await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "the peer port stopped serving");
+        }
+    });
+
+    // Client port: gRPC and HTTP on one listener.
+    let etcd_api = EtcdApi::new(raft.clone(), lessor, config.watch_progress_notify_interval);
+    let ranges = crate::api::alloc::Ranges::parse(&config.service_cluster_ip_range, &config.service_node_port_range)
+        .map_err(ServerError::Config)?;
+    let api_options =
+        crate::api::rest::ApiOptions { ranges, default_toleration_seconds: config.default_toleration_seconds };
+    let kube = crate::api::rest::Api::new(crate::api::store::ObjectStore::new(raft.clone()), api_options);
+    tokio::spawn(bootstrap_namespaces(kube.clone(), client_addr.port()));
+    let dns_addr = match (dns_listeners, dns_opts) {
+        (Some(listeners), Some(opts)) => {
+            let (stop_tx, stop) = tokio::sync::watch::channel(false);
+            let mut stopped = raft.shared.leadership.clone();
+            tokio::spawn(async move {
+                let _ = stopped.wait_for(|l| l.stopped).await;
+                let _ = stop_tx.send(true);
+            });
+            Some(crate::dns::serve(listeners, kube.clone(), opts, stop).local_addr)
+        }
+        _ => None,
+    };
+    let controller_opts = crate::controllers::ControllerOptions {
+        node_monitor_grace: config.node_monitor_grace_period,
+        ..Default::default()
+    };
+    tokio::spawn(crate::controllers::run(kube.clone(), controller_opts));
+    let resources = crate::api::grpc::server(kube.clone());
+    let kube = crate::api::ApiServer::new(kube, advertise_client.clone());
+    let router = client_router(etcd_api, resources).merge(crate::api::router(kube)).fallback(not_found);
+    let mut stop_client = raft.shared.leadership.clone();
+    tokio::spawn(async move {
+        use axum::serve::ListenerExt;
+        // Small requests and replies must not wait for Nagle's algorithm.
+        let client = client.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let serve = axum::serve(client, router.into_make_service()).with_graceful_shutdown(async move {
+            let _ = stop_client.wait_for(|l| l.stopped).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "the client port stopped serving");
+        }
+    });
+
+    let done = async move {
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    };
+    tracing::info!(id, %client_addr, %peer_addr, "rk-server replica started");
+    Ok((Replica { raft, client_addr, peer_addr, dns_addr }, done))
+}
+
+/// The client port's routes: the etcd gRPC services and plain HTTP health checks.
+fn client_router(
+    api: EtcdApi,
+    resources: rk_proto::resources::resources_server::ResourcesServer<crate::api::grpc::ResourceService>,
+) -> axum::Router {
+    let grpc = tonic::service::Routes::new(etcd::kv::server(api.clone()))
+        .add_service(resources)
+        .add_service(etcd::watch::server(api.clone()))
+        .add_service(etcd::lease::server(api.clone()))
+        .add_service(etcd::cluster::server(api.clone()))
+        .add_service(etcd::maintenance::server(api.clone()))
+        .into_axum_router();
+    let health = api.raft.clone();
+    grpc.route(
+        "/health",
+        axum::routing::get(move || {
+            let raft = health.clone();
+            async move {
+                // etcd's health check: healthy when a linearizable read succeeds.
+                match raft.read_index().await {
+                    Ok(()) => (http::StatusCode::OK, r#"{"health":"true","reason":""}"#.to_string()),
+                    Err(e) => (
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        serde_json::json!({"health": "false", "reason": e.to_string()}).to_string(),
+                    ),
+                }
+            }
+        }),
+    )
+}
+
+/// What no route serves: a gRPC call to a service rk does not have gets gRPC's
+/// `UNIMPLEMENTED`; anything else gets kube-apiserver's plain 404 (not a gRPC
+/// answer an HTTP client cannot read).
+async fn not_found(req: axum::extract::Request) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let grpc = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"));
+    if grpc {
+        return tonic::Status::unimplemented(format!("rk does not serve {}", req.uri().path())).into_http();
+    }
+    (http::StatusCode::NOT_FOUND, [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], "404 page not found\n")
+        .into_response()
+}
+
+/// Creates the namespaces and the `kubernetes` Service every Kubernetes cluster
+/// has, once a leader is known.
+/// Every replica tries; the store's compare-and-swap makes all but one a no-op.
+async fn bootstrap_namespaces(api: crate::api::rest::Api, client_port: u16) {
+    use crate::api::error::ApiError;
+    let Some(res) = crate::api::registry::lookup("namespaces") else { return };
+    let opts = crate::api::query::WriteOptions::default();
+    for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        loop {
+            if api.store.raft.leadership().stopped {
+                return;
+            }
+            let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            match api.create(res, None, ns, &opts, "rk-server").await {
+                Ok(_) | Err(ApiError::AlreadyExists { .. }) => break,
+                Err(e) => {
+                    tracing::debug!(namespace = name, error = %e, "cannot create a default namespace yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+    // The API's own Service, `kubernetes.default`, at the first address of the
+    // service range, as every Kubernetes cluster has it (in-cluster clients and DNS
+    // look for it). Its Endpoints are not maintained yet.
+    let Some(services) = crate::api::registry::lookup("services") else { return };
+    let svc = serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+            "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "clusterIP": api.options.ranges.first(),
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": client_port}]},
+    });
+    loop {
+        if api.store.raft.leadership().stopped {
+            return;
+        }
+        match api.create(services, Some("default"), svc.clone(), &opts, "rk-server").await {
+            Ok(_) | Err(ApiError::AlreadyExists { .. }) => return,
+            Err(e @ ApiError::Invalid { .. }) => {
+                // Another replica may have just created it (its address is then taken).
+                let exists = api
+                    .get(services, Some("default"), "kubernetes", crate::api::store::Freshness::Latest)
+                    .await
+                    .is_ok();
+                if !exists {
+                    tracing::warn!(error = %e, "cannot create the kubernetes Service");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot create the kubernetes Service yet; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Asks a running cluster to add this replica; returns its id, the cluster id and
+/// the member list (so it can talk to its peers until the leader's snapshot arrives).
+async fn join(addr: &str, id: Option<u64>, peer_url: &str) -> Result<(u64, u64, Vec<MemberInfo>), ServerError> {
+    let fail = |reason: String| ServerError::Join { addr: addr.to_string(), reason };
+    let uri = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
+    let channel = tonic::transport::Endpoint::from_shared(uri)
+        .map_err(|e| fail(e.to_string()))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .map_err(|e| fail(format!("{e}; is a member listening there?")))?;
+    let mut client = ClusterClient::new(channel);
+    let to_info = |m: &rk_proto::etcdserverpb::Member| MemberInfo {
+        id: m.id,
+        name: m.name.clone(),
+        peer_urls: m.peer_ur_ls.clone(),
+        client_urls: m.client_ur_ls.clone(),
+        is_learner: m.is_learner,
+    };
+    // Added before (a restart after a crash, or `etcdctl member add`): reuse it.
+    let list = client
+        .member_list(MemberListRequest { linearizable: true })
+        .await
+        .map_err(|e| fail(e.message().to_string()))?
+        .into_inner();
+    let cluster_id = list.header.as_ref().map_or(0, |h| h.cluster_id);
+    if let Some(m) = list.members.iter().find(|m| m.peer_ur_ls.iter().any(|u| u == peer_url)) {
+        if id.is_some_and(|id| id != m.id) {
+            return Err(fail(format!("{peer_url} is already member {}, not --id {}", m.id, id.unwrap_or(0))));
+        }
+        return Ok((m.id, cluster_id, list.members.iter().map(to_info).collect()));
+    }
+    let mut request =
+        tonic::Request::new(MemberAddRequest { peer_ur_ls: vec![peer_url.to_string()], is_learner: false });
+    if let Some(id) = id {
+        let value = id.to_string().parse().map_err(|_| fail("bad id".into()))?;
+        request.metadata_mut().insert(etcd::cluster::MEMBER_ID_HEADER, value);
+    }
+    let added = client.member_add(request).await.map_err(|e| fail(e.message().to_string()))?.into_inner();
+    let member = added.member.ok_or_else(|| fail("the cluster did not say which id it gave us".into()))?;
+    tracing::info!(id = member.id, "joined the cluster; waiting for the leader's snapshot");
+    Ok((member.id, cluster_id, added.members.iter().map(to_info).collect()))
+}
+
+/// Publishes this replica's name and client address (for `member list`) once a
+/// leader is known, and again whenever they differ from the replicated record.
+async fn publish_attributes(raft: RaftHandle, name: String, client_urls: Vec<String>) {
+    loop {
+        let current = raft.shared.sm.read().members.get(&raft.shared.id).cloned();
+        match current {
+            Some(m) if m.name == name && m.client_urls == client_urls => return,
+            Some(_) => {
+                let attrs =
+                    MemberAttributes { id: raft.shared.id, name: name.clone(), client_urls: client_urls.clone() };
+                match raft.propose(Op::MemberAttributes(attrs)).await {
+                    Ok(_) => return,
+                    Err(ProposeError::Stopped) => return,
+                    Err(e) => tracing::debug!(error = %e, "publishing member attributes failed; retrying"),
+                }
+            }
+            // Not a member (yet): a joining replica waits for its snapshot.
+            None if raft.leadership().stopped => return,
+            None => {}
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// On the leader, compacts history older than `retention` (etcd's periodic mode):
+/// samples the revision every tenth of the retention, and compacts to the newest
+/// sample that is at least `retention` old.
+async fn auto_compact(raft: RaftHandle, retention: Duration) {
+    if retention.is_zero() {
+        return;
+    }
+    let step = (retention / 10).max(Duration::from_millis(100));
+    let mut samples: VecDeque<(tokio::time::Instant, i64)> = VecDeque::new();
+    let mut tick = tokio::time::interval(step);
+    loop {
+        tick.tick().await;
+        let leadership = raft.leadership();
+        if leadership.stopped {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let (rev, compacted) = {
+            let sm = raft.shared.sm.read();
+            (sm.mvcc.current_revision(), sm.mvcc.compact_revision())
+        };
+        samples.push_back((now, rev));
+        let mut target = None;
+        while let Some((at, r)) = samples.front().copied() {
+            if now.duration_since(at) < retention {
+                break;
+            }
+            target = Some(r);
+            samples.pop_front();
+        }
+        if leadership.role != Role::Leader {
+            continue;
+        }
+        if let Some(target) = target.filter(|t| *t > compacted) {
+            match raft.propose(Op::Compaction(CompactionRequest { revision: target, physical: false })).await {
+                Ok(_) => tracing::info!(revision = target, "auto-compacted the store's history"),
+                Err(e) => tracing::debug!(error = %e, "auto-compaction failed; will retry"),
+            }
+        }
+    }
+}

@@ -1,0 +1,837 @@
+//! End-to-end tests of the `rkctl` binary against a real `rk-server`.
+//!
+//! Each test starts its own single-replica rk-server (found next to the test
+//! executable, `target/<profile>/rk-server`; build it first with
+//! `cargo build -p rk-control-plane --bin rk-server`) on a loopback address of its own
+//! (127.77.x.y, derived from the process id, so parallel test processes never share
+//! one), with a temporary data directory, waits for `/readyz` with a deadline, and
+//! kills it when the test ends. rkctl runs with a kubeconfig the test writes, and a
+//! temporary HOME so the user's own `~/.kube/config` never leaks in.
+
+mod common;
+use common::wait_until;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+const RKCTL: &str = env!("CARGO_BIN_EXE_rkctl");
+
+/// How long a server gets to become ready.
+const READY_DEADLINE: Duration = Duration::from_secs(60);
+
+fn rk_server_binary() -> PathBuf {
+    if let Ok(dir) = std::env::var("RK_BIN_DIR") {
+        return PathBuf::from(dir).join("rk-server");
+    }
+    // target/<profile>/deps/cli-<hash> → target/<profile>/rk-server
+    let exe = std::env::current_exe().expect("test executable path");
+    let mut dir = exe.parent().expect("test executable directory").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join("rk-server")
+}
+
+/// A loopback address no other test process uses: 127.77.<pid-derived>.<pid-derived>,
+/// with a per-process port counter for the servers of one process.
+fn next_address() -> (String, u16) {
+    static PORT: AtomicU16 = AtomicU16::new(7443);
+    let pid = std::process::id();
+    let ip = format!("127.77.{}.{}", (pid / 250) % 250, pid % 250 + 1);
+    (ip, PORT.fetch_add(2, Ordering::Relaxed))
+}
+
+/// One rk-server process, killed on drop.
+struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl Server {
+    fn start() -> Server {
+        let bin = rk_server_binary();
+        assert!(
+            bin.exists(),
+            "{} is missing; build it first: cargo build -p rk-control-plane --bin rk-server",
+            bin.display()
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (ip, port) = next_address();
+        let addr = format!("{ip}:{port}");
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
+        let child = Command::new(&bin)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen", &addr, "--peer-listen", &format!("{ip}:{}", port + 1)])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start rk-server");
+        let url = format!("http://{addr}");
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {url}\n\
+                 contexts:\n- name: test\n  context:\n    cluster: test\n    user: tester\n\
+                 users:\n- name: tester\n  user:\n    token: not-a-real-token\ncurrent-context: test\n"
+            ),
+        )
+        .expect("write kubeconfig");
+        let mut server = Server { child, dir, kubeconfig };
+        server.wait_ready(&addr);
+        server
+    }
+
+    fn wait_ready(&mut self, addr: &str) {
+        let deadline = Instant::now() + READY_DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll rk-server") {
+                panic!("rk-server exited early ({status}); its log:\n{}", self.log());
+            }
+            if readyz(addr) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rk-server at {addr} not ready after {READY_DEADLINE:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// A directory for the test's manifests.
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let p = self.path(name);
+        std::fs::write(&p, text).expect("write manifest");
+        p.display().to_string()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(RKCTL);
+        cmd.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    fn rkctl(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run rkctl"))
+    }
+
+    fn rkctl_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        let mut child = self.command(args).stdin(Stdio::piped()).spawn().expect("run rkctl");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        Run::from(child.wait_with_output().expect("wait rkctl"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET /readyz` answered 200.
+fn readyz(addr: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr.parse().expect("socket address"), Duration::from_millis(200))
+    else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).is_err() {
+        return false;
+    }
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    resp.starts_with("HTTP/1.1 200")
+}
+
+/// What one rkctl run printed.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "rkctl failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    fn failed(self) -> Self {
+        assert_eq!(
+            self.code, 1,
+            "rkctl should have failed with exit code 1:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr.lines().collect()
+    }
+}
+
+const APP: &str = "\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+  labels: {app: web}
+data:
+  greeting: hello
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web, tier: front}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.25
+        ports: [{containerPort: 80}]
+";
+
+#[test]
+fn apply_get_describe_delete() {
+    let s = Server::start();
+    let app = s.write("app.yaml", APP);
+
+    // apply: created, then unchanged, then configured after an edit.
+    let r = s.rkctl(&["apply", "-f", &app]).ok();
+    assert_eq!(r.stdout, "configmap/web-config created\ndeployment.apps/web created\n");
+    let r = s.rkctl(&["apply", "-f", &app]).ok();
+    assert_eq!(r.stdout, "configmap/web-config unchanged\ndeployment.apps/web unchanged\n");
+    s.write("app.yaml", &APP.replace("replicas: 2", "replicas: 3"));
+    let r = s.rkctl(&["apply", "-f", &app, "--dry-run=server"]).ok();
+    assert_eq!(
+        r.stdout,
+        "configmap/web-config unchanged (server dry run)\ndeployment.apps/web configured (server dry run)\n"
+    );
+    let r = s.rkctl(&["apply", "-f", &app]).ok();
+    assert_eq!(r.stdout, "configmap/web-config unchanged\ndeployment.apps/web configured\n");
+
+    // get: the server's table, aligned like kubectl's.
+    let r = s.rkctl(&["get", "deploy"]).ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0], "NAME   READY   UP-TO-DATE   AVAILABLE   AGE", "{}", r.stdout);
+    // No node runs the pods, so none is ready (the controllers do create them).
+    assert!(lines[1].starts_with("web    0/3     "), "{}", r.stdout);
+    assert_eq!(lines.len(), 2);
+    let r = s.rkctl(&["get", "deployments.apps", "web", "-o", "wide"]).ok();
+    assert!(
+        r.stdout.starts_with("NAME   READY   UP-TO-DATE   AVAILABLE   AGE   CONTAINERS   IMAGES       SELECTOR\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("   nginx        nginx:1.25   app=web\n"), "{}", r.stdout);
+
+    // -o yaml / json / name.
+    let r = s.rkctl(&["get", "deploy/web", "-o", "yaml"]).ok();
+    assert!(r.stdout.starts_with("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n"), "{}", r.stdout);
+    assert!(r.stdout.contains("  replicas: 3\n") && !r.stdout.contains("managedFields"), "{}", r.stdout);
+    let r = s.rkctl(&["get", "cm", "-o", "json"]).ok();
+    let list: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON output");
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"][0]["metadata"]["name"], "web-config");
+    assert_eq!(list["items"][0]["data"]["greeting"], "hello");
+    assert!(r.stdout.starts_with("{\n    \"apiVersion\": \"v1\",\n"), "kubectl's four-space JSON: {}", r.stdout);
+    let r = s.rkctl(&["get", "deploy,cm", "-o", "name"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web\nconfigmap/web-config\n");
+
+    // -l selects; an empty result says so on stderr.
+    let r = s.rkctl(&["get", "deploy", "-l", "tier=front", "-o", "name"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web\n");
+    let r = s.rkctl(&["get", "deploy", "-l", "tier=back"]).ok();
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", "No resources found in default namespace.\n"));
+
+    // -A adds the NAMESPACE column; several kinds print kind/name.
+    let r = s.rkctl(&["get", "deploy,cm", "-A"]).ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines[0].starts_with("NAMESPACE   NAME                  READY"), "{}", r.stdout);
+    assert!(lines[1].starts_with("default     deployment.apps/web   0/3"), "{}", r.stdout);
+    assert_eq!(lines[2], "", "a blank line between the kinds' tables");
+    assert!(lines[3].starts_with("NAMESPACE   NAME                   DATA   AGE"), "{}", r.stdout);
+    assert!(lines[4].starts_with("default     configmap/web-config   1      "), "{}", r.stdout);
+    let r = s.rkctl(&["get", "all"]).ok();
+    assert!(r.stdout.contains("deployment.apps/web   0/3"), "{}", r.stdout);
+
+    // describe: kubectl's layout, ending with the events.
+    let r = s.rkctl(&["describe", "deployment", "web"]).ok();
+    for want in [
+        "Name:                   web\n",
+        "Namespace:              default\n",
+        "Labels:                 app=web\n                        tier=front\n",
+        // (Controllers create the pods; no node runs them, so none is available.)
+        "Replicas:               3 desired | ",
+        "0 available",
+        "RollingUpdateStrategy:  25% max unavailable, 25% max surge\n",
+        "  Containers:\n   nginx:\n    Image:         nginx:1.25\n    Port:          80/TCP\n",
+    ] {
+        assert!(r.stdout.contains(want), "missing {want:?} in:\n{}", r.stdout);
+    }
+    // The controllers' events (scaling the new ReplicaSet) end the description.
+    assert!(r.stdout.contains("\nEvents:"), "{}", r.stdout);
+    let r = s.rkctl(&["describe", "cm/web-config"]).ok();
+    assert!(r.stdout.contains("Data\n====\ngreeting:\n----\nhello\n"), "{}", r.stdout);
+
+    // delete -f removes both; afterwards nothing is left.
+    let r = s.rkctl(&["delete", "-f", &app]).ok();
+    assert_eq!(r.stdout, "configmap \"web-config\" deleted\ndeployment.apps \"web\" deleted\n");
+    let r = s.rkctl(&["get", "deploy,cm"]).ok();
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", "No resources found in default namespace.\n"));
+}
+
+#[test]
+fn namespaces_and_events() {
+    let s = Server::start();
+    let r = s.rkctl(&["create", "namespace", "team-a"]).ok();
+    assert_eq!(r.stdout, "namespace/team-a created\n");
+    let r = s.rkctl(&["create", "namespace", "team-a"]).failed();
+    assert_eq!(r.stderr_lines(), [r#"Error from server (AlreadyExists): namespaces "team-a" already exists"#]);
+    let r = s.rkctl(&["get", "ns", "team-a", "--no-headers"]).ok();
+    assert!(r.stdout.starts_with("team-a   Active   "), "{}", r.stdout);
+
+    // The file's namespace wins over -n; without one, -n is used.
+    let cms = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n\
+               apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: default}\n";
+    let r = s.rkctl_stdin(&["apply", "-n", "team-a", "-f", "-"], cms).ok();
+    assert_eq!(r.stdout, "configmap/a created\nconfigmap/b created\n");
+    let r = s.rkctl(&["get", "cm", "-A", "--no-headers"]).ok();
+    let rows: Vec<Vec<&str>> = r.stdout.lines().map(|l| l.split_whitespace().take(2).collect()).collect();
+    assert!(rows.contains(&vec!["team-a", "a"]) && rows.contains(&vec!["default", "b"]), "{}", r.stdout);
+    let r = s.rkctl(&["get", "cm", "a", "-n", "team-a", "-o", "name"]).ok();
+    assert_eq!(r.stdout, "configmap/a\n");
+
+    // describe shows the object's events, and only its own.
+    let uid = {
+        let r = s.rkctl(&["get", "cm", "a", "-n", "team-a", "-o", "json"]).ok();
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
+        v["metadata"]["uid"].as_str().expect("uid").to_string()
+    };
+    let now = "2026-01-01T00:00:00Z";
+    let events = format!(
+        "apiVersion: v1\nkind: Event\nmetadata: {{name: a.1, namespace: team-a}}\n\
+         involvedObject: {{apiVersion: v1, kind: ConfigMap, name: a, namespace: team-a, uid: \"{uid}\"}}\n\
+         type: Normal\nreason: Checked\nmessage: looks fine\nsource: {{component: tester}}\n\
+         firstTimestamp: \"{now}\"\nlastTimestamp: \"{now}\"\ncount: 1\n---\n\
+         apiVersion: v1\nkind: Event\nmetadata: {{name: b.1, namespace: team-a}}\n\
+         involvedObject: {{apiVersion: v1, kind: ConfigMap, name: b, namespace: team-a, uid: other}}\n\
+         type: Warning\nreason: Unrelated\nmessage: not about a\nsource: {{component: tester}}\n"
+    );
+    s.rkctl_stdin(&["apply", "-f", "-"], &events).ok();
+    let r = s.rkctl(&["describe", "configmap", "a", "-n", "team-a"]).ok();
+    let tail: Vec<&str> = r.stdout.lines().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    assert_eq!(tail[0], "Events:");
+    assert_eq!(tail[1].split_whitespace().collect::<Vec<_>>(), ["Type", "Reason", "Age", "From", "Message"]);
+    assert!(tail[3].starts_with("  Normal  Checked  ") && tail[3].ends_with("  tester  looks fine"), "{}", r.stdout);
+    assert!(!r.stdout.contains("Unrelated"), "{}", r.stdout);
+}
+
+#[test]
+fn errors_are_one_line_with_exit_code_1() {
+    let s = Server::start();
+
+    // A manifest the server rejects: the Status with its causes, on one line.
+    let bad = s.write(
+        "bad.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad}\nspec:\n  replicas: -1\n  \
+         selector: {matchLabels: {app: bad}}\n  template:\n    metadata: {labels: {app: bad}}\n    \
+         spec: {containers: [{name: c}]}\n",
+    );
+    let r = s.rkctl(&["apply", "-f", &bad]).failed();
+    let lines = r.stderr_lines();
+    assert_eq!(lines.len(), 1, "{}", r.stderr);
+    assert!(
+        lines[0].starts_with(&format!("Error from server (Invalid): error when applying {bad:?}: ")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        lines[0].contains("spec.replicas: Invalid value: -1") && lines[0].contains("image: Required value"),
+        "{}",
+        r.stderr
+    );
+
+    // A manifest that is not YAML.
+    let r = s.rkctl_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: [\n").failed();
+    assert_eq!(r.stderr_lines().len(), 1);
+    assert!(r.stderr.starts_with("error: error parsing STDIN: "), "{}", r.stderr);
+    let r = s.rkctl_stdin(&["apply", "-f", "-"], "apiVersion: v1\nmetadata: {name: x}\n").failed();
+    assert_eq!(r.stderr, "error: error validating \"STDIN\": document 1: kind not set\n");
+
+    // Unknown kinds and resource types.
+    let r = s
+        .rkctl_stdin(&["apply", "-f", "-"], "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")
+        .failed();
+    assert!(
+        r.stderr.starts_with("error: no matches for kind \"Widget\" in version \"example.com/v1\""),
+        "{}",
+        r.stderr
+    );
+    let r = s.rkctl(&["get", "depoy"]).failed();
+    assert_eq!(r.stderr, "error: the server doesn't have a resource type \"depoy\"\n");
+
+    // NotFound is reported and the other names are still deleted.
+    s.rkctl_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keep-going}\n").ok();
+    let r = s.rkctl(&["delete", "cm", "missing", "keep-going"]).failed();
+    assert_eq!(r.stdout, "configmap \"keep-going\" deleted\n");
+    assert_eq!(r.stderr, "Error from server (NotFound): configmaps \"missing\" not found\n");
+    let r = s.rkctl(&["get", "cm", "missing"]).failed();
+    assert_eq!(r.stderr, "Error from server (NotFound): configmaps \"missing\" not found\n");
+
+    // Bad flags: one line and a pointer to the help.
+    let r = s.rkctl(&["get", "pods", "--bogus"]).failed();
+    assert_eq!(r.stderr_lines().len(), 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("error: unexpected argument '--bogus' found"), "{}", r.stderr);
+}
+
+#[test]
+fn unreachable_server_and_kubeconfig_commands() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ip, port) = next_address();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: down\n  cluster: {{server: \"http://{ip}:{port}\"}}\n\
+             - name: other\n  cluster: {{server: \"http://127.0.0.1:1\", certificate-authority-data: Zm9v}}\n\
+             contexts:\n- name: down\n  context: {{cluster: down, user: me}}\n\
+             - name: other\n  context: {{cluster: other, user: me, namespace: apps}}\n\
+             users:\n- name: me\n  user: {{token: s3cret}}\ncurrent-context: down\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    let run = |args: &[&str]| -> Run {
+        Run::from(
+            Command::new(RKCTL)
+                .args(args)
+                .env("KUBECONFIG", &kubeconfig)
+                .env("HOME", dir.path())
+                .output()
+                .expect("run rkctl"),
+        )
+    };
+
+    // Nothing listens there: one line naming the server, with a hint.
+    let r = run(&["get", "pods"]).failed();
+    assert_eq!(
+        r.stderr,
+        format!(
+            "error: cannot reach the API server at http://{ip}:{port}: connection refused (is the cluster running? check your kubeconfig)\n"
+        )
+    );
+
+    let r = run(&["config", "current-context"]).ok();
+    assert_eq!(r.stdout, "down\n");
+    let r = run(&["config", "get-contexts"]).ok();
+    assert_eq!(
+        r.stdout,
+        "CURRENT   NAME    CLUSTER   AUTHINFO   NAMESPACE\n*         down    down      me         \n          other   other     me         apps\n"
+    );
+    let r = run(&["config", "use-context", "other"]).ok();
+    assert_eq!(r.stdout, "Switched to context \"other\".\n");
+    assert_eq!(run(&["config", "current-context"]).ok().stdout, "other\n");
+    let r = run(&["config", "use-context", "nope"]).failed();
+    assert_eq!(
+        r.stderr,
+        "error: context \"nope\" does not exist in the kubeconfig; `rkctl config get-contexts` lists them\n"
+    );
+
+    let r = run(&["config", "view"]).ok();
+    assert!(r.stdout.contains("token: REDACTED") && !r.stdout.contains("s3cret"), "{}", r.stdout);
+    assert!(r.stdout.contains("certificate-authority-data: DATA+OMITTED"), "{}", r.stdout);
+    let r = run(&["config", "view", "--raw", "--minify"]).ok();
+    assert!(r.stdout.contains("token: s3cret") && !r.stdout.contains("name: down"), "{}", r.stdout);
+
+    let r = run(&["--kubeconfig", "/does/not/exist", "get", "pods"]).failed();
+    assert!(r.stderr.starts_with("error: cannot read kubeconfig /does/not/exist: "), "{}", r.stderr);
+}
+
+#[test]
+fn watch_prints_changes_until_interrupted() {
+    let s = Server::start();
+    let cm = |value: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: watched}}\ndata: {{v: \"{value}\"}}\n")
+    };
+    s.rkctl_stdin(&["apply", "-f", "-"], &cm("1")).ok();
+
+    let mut child = s.command(&["get", "cm", "-w"]).spawn().expect("start rkctl get -w");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = |what: &str| -> String {
+        rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("no output line for {what} within 20s"))
+    };
+    assert_eq!(next_line("the header"), "NAME      DATA   AGE");
+    assert!(next_line("the first row").starts_with("watched   1      "));
+
+    // A change arrives as a new row; a new object too.
+    s.rkctl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: second}\ndata: {a: b, c: d}\n",
+    )
+    .ok();
+    let row = next_line("the new object");
+    assert!(row.starts_with("second    2      "), "{row:?}");
+    s.rkctl(&["delete", "cm", "watched"]).ok();
+    let row = next_line("the deletion");
+    assert!(row.starts_with("watched   1      "), "{row:?}");
+
+    // Still streaming: it has not exited on its own.
+    assert!(child.try_wait().expect("poll").is_none(), "rkctl get -w exited by itself");
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "rkctl get -w did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "Ctrl-C ends a watch successfully");
+}
+
+/// `rkctl get TYPE/NAME -o json`, parsed.
+fn get_json(s: &Server, what: &str) -> serde_json::Value {
+    serde_json::from_str(&s.rkctl(&["get", what, "-o", "json"]).ok().stdout).expect("JSON output")
+}
+
+#[test]
+fn scale_and_rollout_history_undo_pause_resume_restart() {
+    let s = Server::start();
+    let app = s.write("app.yaml", APP);
+    s.rkctl(&["apply", "-f", &app]).ok();
+
+    // The controller makes revision 1; there is nothing before it to undo to.
+    let history = wait_until("revision 1", Duration::from_secs(20), || {
+        let r = s.rkctl(&["rollout", "history", "deploy/web"]);
+        (r.code == 0 && r.stdout.contains("\n1 ")).then_some(r.stdout)
+    });
+    assert_eq!(history, "deployment.apps/web \nREVISION  CHANGE-CAUSE\n1         <none>\n\n");
+    let r = s.rkctl(&["rollout", "undo", "deployment", "web"]).failed();
+    assert_eq!(
+        r.stderr,
+        "error: no rollout history found for deployment.apps/web: there is no earlier revision to go back to\n"
+    );
+
+    // scale: the scale subresource, with a precondition on the current count.
+    let r = s.rkctl(&["scale", "deploy/web", "--replicas", "5"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web scaled\n");
+    assert_eq!(get_json(&s, "deploy/web")["spec"]["replicas"], 5);
+    let r = s.rkctl(&["scale", "deploy", "web", "--replicas", "3", "--current-replicas", "2"]).failed();
+    assert_eq!(
+        r.stderr,
+        "error: Expected replicas to be 2, was 5; nothing was changed (drop --current-replicas to scale anyway)\n"
+    );
+    s.rkctl(&["scale", "deploy/web", "--replicas=3", "--current-replicas=5"]).ok();
+    assert_eq!(get_json(&s, "deploy/web")["spec"]["replicas"], 3);
+    let rs = wait_until("the ReplicaSet", Duration::from_secs(20), || {
+        let out = s.rkctl(&["get", "rs", "-o", "name"]).ok().stdout;
+        out.lines().next().map(str::to_string)
+    });
+    let r = s.rkctl(&["scale", &rs, "--replicas", "3"]).ok();
+    assert_eq!(r.stdout, format!("{rs} scaled\n"));
+    let r = s.rkctl(&["scale", "deploy/web", "--replicas", "-1"]).failed();
+    assert_eq!(r.stderr, "error: invalid --replicas -1: the number of replicas must be 0 or more\n");
+    let r = s.rkctl(&["scale", "deploy/nope", "--replicas", "1"]).failed();
+    assert_eq!(r.stderr, "Error from server (NotFound): deployments.apps \"nope\" not found\n");
+    let r = s.rkctl(&["scale", "deploy/web"]).failed();
+    assert!(
+        r.stderr.starts_with("error: the following required arguments were not provided: --replicas"),
+        "{}",
+        r.stderr
+    );
+
+    // A strategic merge patch changes the image (containers merge by name, so the
+    // port stays); the same patch again changes nothing.
+    let new_image = r#"{"spec":{"template":{"spec":{"containers":[{"name":"nginx","image":"nginx:1.26"}]}}}}"#;
+    let r = s.rkctl(&["patch", "deploy/web", "-p", new_image]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web patched\n");
+    let d = get_json(&s, "deploy/web");
+    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.26");
+    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"], 80);
+    let r = s.rkctl(&["patch", "deploy/web", "-p", new_image]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web patched (no change)\n");
+
+    let history = wait_until("revision 2", Duration::from_secs(20), || {
+        let out = s.rkctl(&["rollout", "history", "deploy/web"]).ok().stdout;
+        out.contains("\n2 ").then_some(out)
+    });
+    assert_eq!(history, "deployment.apps/web \nREVISION  CHANGE-CAUSE\n1         <none>\n2         <none>\n\n");
+    let r = s.rkctl(&["rollout", "history", "deploy/web", "--revision", "1"]).ok();
+    assert!(r.stdout.starts_with("deployment.apps/web with revision #1\nPod Template:\n  Labels:"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("Image:         nginx:1.25\n") && !r.stdout.contains("pod-template-hash"),
+        "{}",
+        r.stdout
+    );
+    let r = s.rkctl(&["rollout", "history", "deploy/web", "--revision", "7"]).failed();
+    assert!(r.stderr.starts_with("error: unable to find revision 7 of deployment.apps/web"), "{}", r.stderr);
+
+    // undo goes back to revision 1's template, which becomes revision 3.
+    let r = s.rkctl(&["rollout", "undo", "deploy/web"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web rolled back\n");
+    assert_eq!(get_json(&s, "deploy/web")["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.25");
+    let history = wait_until("revision 3", Duration::from_secs(20), || {
+        let out = s.rkctl(&["rollout", "history", "deploy/web"]).ok().stdout;
+        out.contains("\n3 ").then_some(out)
+    });
+    assert_eq!(history, "deployment.apps/web \nREVISION  CHANGE-CAUSE\n2         <none>\n3         <none>\n\n");
+    let r = s.rkctl(&["rollout", "undo", "deploy/web", "--to-revision", "3"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web skipped rollback (current template already matches revision 3)\n");
+    let r = s.rkctl(&["rollout", "undo", "deploy/web", "--to-revision", "9"]).failed();
+    assert_eq!(
+        r.stderr,
+        "error: unable to find specified revision 9 in history; \"rkctl rollout history deployment.apps/web\" lists them\n"
+    );
+
+    // pause / resume, and what a paused deployment refuses.
+    let r = s.rkctl(&["rollout", "pause", "deploy/web"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web paused\n");
+    assert_eq!(get_json(&s, "deploy/web")["spec"]["paused"], true);
+    let r = s.rkctl(&["rollout", "pause", "deploy/web"]).failed();
+    assert_eq!(
+        r.stderr,
+        "error: deployments.apps \"web\" is already paused; \"rkctl rollout resume deployment.apps/web\" resumes it\n"
+    );
+    let r = s.rkctl(&["rollout", "undo", "deploy/web"]).failed();
+    assert!(r.stderr.starts_with("error: you cannot rollback a paused deployment; resume it first"), "{}", r.stderr);
+    let r = s.rkctl(&["rollout", "restart", "deploy/web"]).failed();
+    assert!(r.stderr.starts_with("error: deployments.apps \"web\" can't restart paused deployment"), "{}", r.stderr);
+    let r = s.rkctl(&["rollout", "resume", "deploy/web"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web resumed\n");
+    assert!(get_json(&s, "deploy/web")["spec"].get("paused").is_none_or(|p| p == false));
+    let r = s.rkctl(&["rollout", "resume", "deploy/web"]).failed();
+    assert_eq!(r.stderr, "error: deployments.apps \"web\" is not paused\n");
+
+    // restart stamps the template, which starts a new revision.
+    let r = s.rkctl(&["rollout", "restart", "deploy/web"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web restarted\n");
+    let d = get_json(&s, "deploy/web");
+    let stamp = d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].as_str();
+    assert!(stamp.is_some_and(|t| t.ends_with('Z') && t.len() == 20), "{d}");
+    wait_until("revision 4", Duration::from_secs(20), || {
+        s.rkctl(&["rollout", "history", "deploy/web"]).ok().stdout.contains("\n4 ").then_some(())
+    });
+
+    // status: no node runs the pods, so the rollout never completes.
+    let r = s.rkctl(&["rollout", "status", "deploy/web", "--watch=false"]).ok();
+    assert!(r.stdout.starts_with("Waiting for deployment"), "{}", r.stdout);
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+    let r = s.rkctl(&["rollout", "status", "deploy/web", "--timeout", "1s"]).failed();
+    assert!(r.stdout.starts_with("Waiting for deployment "), "{}", r.stdout);
+    assert_eq!(
+        r.stderr,
+        "error: timed out after 1s waiting for deployment \"web\" to finish rolling out; raise --timeout, or see why with \"rkctl describe deployment web\"\n"
+    );
+    let r = s.rkctl(&["rollout", "status", "cm/web-config"]).failed();
+    assert_eq!(
+        r.stderr,
+        "error: rollout status is implemented for deployments only, not configmaps; use deployment/NAME\n"
+    );
+    let r = s.rkctl(&["rollout", "status", "deploy/nope"]).failed();
+    assert_eq!(r.stderr, "Error from server (NotFound): deployments.apps \"nope\" not found\n");
+}
+
+#[test]
+fn rollout_status_fails_when_the_progress_deadline_passes() {
+    let s = Server::start();
+    // No node runs the pods, so no progress is made; the controller gives up after 2 s.
+    let stuck = APP.replace("  replicas: 2\n", "  replicas: 2\n  progressDeadlineSeconds: 2\n");
+    s.rkctl_stdin(&["apply", "-f", "-"], &stuck).ok();
+    let started = Instant::now();
+    let r = s.rkctl(&["rollout", "status", "deployment/web", "--timeout", "60s"]).failed();
+    assert!(started.elapsed() < Duration::from_secs(50), "took {:?}", started.elapsed());
+    assert!(r.stdout.contains("Waiting for deployment \"web\" rollout to finish: "), "{}", r.stdout);
+    assert_eq!(
+        r.stderr,
+        "error: deployment \"web\" exceeded its progress deadline; see why with \"rkctl describe deployment web\"\n"
+    );
+}
+
+#[test]
+fn label_annotate_and_patch() {
+    let s = Server::start();
+    let app = s.write("app.yaml", APP);
+    s.rkctl(&["apply", "-f", &app]).ok();
+    let labels = |what: &str| get_json(&s, what)["metadata"]["labels"].clone();
+
+    // label: a different value needs --overwrite; the same value changes nothing.
+    let r = s.rkctl(&["label", "deploy", "web", "tier=back"]).failed();
+    assert_eq!(r.stderr, "error: 'tier' already has a value (front), and --overwrite is false\n");
+    let r = s.rkctl(&["label", "deploy", "web", "tier=back", "--overwrite"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web labeled\n");
+    assert_eq!(labels("deploy/web")["tier"], "back");
+    let r = s.rkctl(&["label", "deploy/web", "tier=back"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web not labeled\n");
+    let r = s.rkctl(&["label", "deploy/web", "tier-"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web unlabeled\n");
+    assert!(labels("deploy/web").get("tier").is_none());
+    let r = s.rkctl(&["label", "deploy/web", "nope-"]).ok();
+    // (kubectl says so on stdout too.)
+    assert_eq!(r.stdout, "label \"nope\" not found.\ndeployment.apps/web not labeled\n");
+    let r = s.rkctl(&["label", "cm", "-l", "app=web", "owner=team-a", "--dry-run=server"]).ok();
+    assert_eq!(r.stdout, "configmap/web-config labeled (server dry run)\n");
+    assert!(labels("cm/web-config").get("owner").is_none());
+    let r = s.rkctl(&["label", "cm", "-l", "app=web", "owner=team-a"]).ok();
+    assert_eq!(r.stdout, "configmap/web-config labeled\n");
+    assert_eq!(labels("cm/web-config")["owner"], "team-a");
+
+    // Bad label changes: one line, exit code 1, nothing sent.
+    let r = s.rkctl(&["label", "deploy/web", "bad key=1"]).failed();
+    assert!(r.stderr.starts_with("error: invalid label spec \"bad key=1\": "), "{}", r.stderr);
+    assert_eq!(r.stderr_lines().len(), 1);
+    let r = s.rkctl(&["label", "deploy/web"]).failed();
+    assert!(r.stderr.starts_with("error: at least one label update is required"), "{}", r.stderr);
+    let r = s.rkctl(&["label", "deploy/nope", "a=b"]).failed();
+    assert_eq!(r.stderr, "Error from server (NotFound): deployments.apps \"nope\" not found\n");
+
+    // annotate: free-text values; --overwrite to change one.
+    let r = s.rkctl(&["annotate", "deploy/web", "note=hello world"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web annotated\n");
+    let r = s.rkctl(&["annotate", "deploy/web", "note=bye"]).failed();
+    assert_eq!(
+        r.stderr,
+        "error: --overwrite is false but found the following declared annotation(s): 'note' already has a value (hello world)\n"
+    );
+    s.rkctl(&["annotate", "deploy/web", "note=bye", "--overwrite"]).ok();
+    assert_eq!(get_json(&s, "deploy/web")["metadata"]["annotations"]["note"], "bye");
+    s.rkctl(&["annotate", "deploy/web", "note-"]).ok();
+    assert!(get_json(&s, "deploy/web")["metadata"]["annotations"].get("note").is_none());
+
+    // patch: merge and JSON patches; -o name; the server's errors on one line.
+    let r = s.rkctl(&["patch", "cm", "web-config", "--type", "merge", "-p", r#"{"data":{"extra":"1"}}"#]).ok();
+    assert_eq!(r.stdout, "configmap/web-config patched\n");
+    assert_eq!(get_json(&s, "cm/web-config")["data"]["extra"], "1");
+    let r = s
+        .rkctl(&[
+            "patch",
+            "cm/web-config",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/data/extra"}]"#,
+            "-o",
+            "name",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "configmap/web-config\n");
+    assert!(get_json(&s, "cm/web-config")["data"].get("extra").is_none());
+    let r = s.rkctl(&["patch", "cm/web-config", "-p", "data:\n  yaml: works\n"]).ok();
+    assert_eq!(r.stdout, "configmap/web-config patched\n");
+    let r = s
+        .rkctl(&["patch", "cm/web-config", "--type=json", "-p", r#"[{"op":"remove","path":"/data/absent"}]"#])
+        .failed();
+    assert_eq!(r.stderr_lines().len(), 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("Error from server"), "{}", r.stderr);
+    let r = s.rkctl(&["patch", "cm/web-config"]).failed();
+    assert_eq!(r.stderr, "error: must specify --patch (-p) or --patch-file containing the contents of the patch\n");
+    let r = s.rkctl(&["patch", "cm/web-config", "-p", "{not json"]).failed();
+    assert!(r.stderr.starts_with("error: unable to parse the patch \"{not json\": "), "{}", r.stderr);
+    assert_eq!(r.stderr_lines().len(), 1, "{}", r.stderr);
+    let r = s.rkctl(&["patch", "cm/nope", "-p", "{}"]).failed();
+    assert_eq!(r.stderr, "Error from server (NotFound): configmaps \"nope\" not found\n");
+}
+
+#[test]
+fn logs_exec_and_top_without_running_pods() {
+    let s = Server::start();
+    let app = s.write("app.yaml", APP);
+    s.rkctl(&["apply", "-f", &app]).ok();
+    wait_until("the deployment's pods", Duration::from_secs(20), || {
+        (s.rkctl(&["get", "pods", "-o", "name"]).ok().stdout.lines().count() == 2).then_some(())
+    });
+
+    // A Deployment picks one of its pods (saying which); none is on a node yet.
+    let r = s.rkctl(&["logs", "deploy/web"]).failed();
+    let lines = r.stderr_lines();
+    assert_eq!(lines.len(), 2, "{}", r.stderr);
+    assert!(lines[0].starts_with("Found 2 pods, using pod/web-"), "{}", r.stderr);
+    assert!(lines[1].starts_with("Error from server (BadRequest): pod web-"), "{}", r.stderr);
+    assert!(lines[1].ends_with(" is not scheduled to a node yet"), "{}", r.stderr);
+    let r = s.rkctl(&["logs", "missing"]).failed();
+    assert_eq!(r.stderr, "Error from server (NotFound): pods \"missing\" not found\n");
+    let r = s.rkctl(&["logs", "cm/web-config"]).failed();
+    assert_eq!(
+        r.stderr,
+        "error: cannot get logs of configmap/web-config: it has no pod selector; name a pod or a workload (deploy/NAME, rs/NAME, job/NAME)\n"
+    );
+    let r = s.rkctl(&["logs", "deploy/web", "-c", "sidecar"]).failed();
+    let last = r.stderr_lines().last().copied().unwrap_or_default();
+    assert!(last.starts_with("error: container sidecar is not valid for pod web-"), "{}", r.stderr);
+    assert!(last.ends_with("; choose one of: nginx"), "{}", r.stderr);
+    let r = s.rkctl(&["logs", "--since", "soon", "x"]).failed();
+    assert_eq!(r.stderr, "error: invalid --since \"soon\"; use a positive duration like 30s, 5m or 2h\n");
+    let r = s.rkctl(&["logs", "--tail", "-5", "x"]).failed();
+    assert_eq!(r.stderr, "error: invalid --tail -5; use a number of lines, or -1 for all\n");
+
+    let r = s.rkctl(&["exec", "deploy/web"]).failed();
+    assert_eq!(
+        r.stderr,
+        "error: you must specify at least one command for the container, after \"--\", e.g. rkctl exec web -- ls /\n"
+    );
+    let r = s.rkctl(&["exec", "deploy/web", "ls", "-l"]).failed();
+    assert_eq!(
+        r.stderr,
+        "error: the command to run goes after \"--\", e.g. rkctl exec POD -- ls -l (see 'rkctl exec --help')\n"
+    );
+    let r = s.rkctl(&["exec", "deploy/web", "--", "true"]).failed();
+    assert!(r.stderr.contains("Error from server (BadRequest): pod web-"), "{}", r.stderr);
+
+    // Pods exist but no agent reports numbers; no node at all is "no resources".
+    let r = s.rkctl(&["top", "pods"]).failed();
+    assert_eq!(
+        r.stderr,
+        "error: metrics not available yet; node agents report usage every few seconds, try again shortly\n"
+    );
+    let r = s.rkctl(&["top", "nodes"]).ok();
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", "No resources found\n"));
+    let r = s.rkctl(&["top", "pods", "-n", "empty"]).ok();
+    assert_eq!(r.stderr, "No resources found in empty namespace.\n");
+}

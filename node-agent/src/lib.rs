@@ -1,0 +1,354 @@
+//! rk-agent: the node agent of rk (its kubelet).
+//!
+//! ```text
+//!  API server ──pods bound here (list+watch)──► pods.rs (PodManager)
+//!                                                 │ one worker per pod
+//!                                                 ▼
+//!                                              worker.rs ──► runtime/ (docker | process | hollow)
+//!                                                 │  spec.rs (env, volumes)   probe.rs
+//!                                                 └──► pod status, events
+//!  node.rs: Node registration, Lease heartbeat     server.rs: logs, exec, stats for the API server
+//!  API server ──services, endpoints (list+watch)──► proxy/ (Service data path: nftables | userspace)
+//! ```
+//!
+//! Start reading at [`run`], then `worker.rs`.
+
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod config;
+pub mod node;
+pub mod pods;
+pub mod probe;
+pub mod proxy;
+pub mod runtime;
+pub mod server;
+pub mod spec;
+pub mod worker;
+
+use client::Client;
+use config::{Config, RuntimeKind};
+use parking_lot::Mutex;
+use runtime::DnsConfig;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot start the {runtime} runtime: {source}")]
+    Runtime {
+        runtime: &'static str,
+        #[source]
+        source: runtime::RuntimeError,
+    },
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the service proxy: {0}")]
+    Proxy(#[source] proxy::ProxyError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The current time as Kubernetes writes it.
+pub fn now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// MicroTime (Lease renewTime).
+pub fn now_micro() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+type EventKey = (String, String, String);
+
+/// Events the agent records about pods (aggregated like Kubernetes' recorder).
+#[derive(Clone)]
+pub struct Events {
+    client: Client,
+    node: String,
+    /// (pod uid, reason, message) → the event recording it (namespace, name).
+    seen: Arc<Mutex<HashMap<EventKey, (String, String)>>>,
+}
+
+impl Events {
+    pub fn new(client: Client, node: String) -> Self {
+        Self { client, node, seen: Arc::default() }
+    }
+
+    pub async fn normal(&self, pod: &Value, reason: &str, message: &str) {
+        self.record(pod, "Normal", reason, message).await;
+    }
+
+    pub async fn warning(&self, pod: &Value, reason: &str, message: &str) {
+        self.record(pod, "Warning", reason, message).await;
+    }
+
+    async fn record(&self, pod: &Value, kind: &str, reason: &str, message: &str) {
+        let s = |p: &str| pod.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+        let (ns, name, uid) = (s("/metadata/namespace"), s("/metadata/name"), s("/metadata/uid"));
+        let now = now();
+        let key = (uid.clone(), reason.to_string(), message.to_string());
+        let known = self.seen.lock().get(&key).cloned();
+        if let Some((ev_ns, ev_name)) = known
+            && let Ok(ev) = self.client.get("events", Some(&ev_ns), &ev_name).await
+        {
+            let patch = json!({"count": ev["count"].as_i64().unwrap_or(1) + 1, "lastTimestamp": now});
+            if self.client.patch_merge("events", Some(&ev_ns), &ev_name, &patch).await.is_ok() {
+                return;
+            }
+        }
+        let ev_name = format!("{name}.{:x}", rand::random::<u64>() >> 8);
+        let event = json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": ev_name, "namespace": ns},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": ns, "uid": uid},
+            "reason": reason,
+            "message": message,
+            "type": kind,
+            "source": {"component": "kubelet", "host": self.node},
+            "reportingComponent": "kubelet",
+            "reportingInstance": self.node,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        });
+        match self.client.create("events", Some(&ns), &event).await {
+            Ok(_) => {
+                let mut seen = self.seen.lock();
+                if seen.len() > 2048 {
+                    seen.clear();
+                }
+                seen.insert(key, (ns, ev_name));
+            }
+            Err(e) => tracing::debug!(error = %e, "could not record an event"),
+        }
+    }
+}
+
+/// What every worker of one node shares.
+pub struct Ctx {
+    pub client: Client,
+    pub node: String,
+    pub node_ip: String,
+    pub data_dir: PathBuf,
+    pub cluster_dns: Option<String>,
+    pub cluster_domain: String,
+    pub events: Events,
+}
+
+impl Ctx {
+    /// resolv.conf settings of a pod in `namespace` (Kubernetes' ClusterFirst).
+    pub fn dns_for(&self, namespace: &str) -> DnsConfig {
+        let d = &self.cluster_domain;
+        match &self.cluster_dns {
+            Some(server) => DnsConfig {
+                servers: vec![server.clone()],
+                searches: vec![format!("{namespace}.svc.{d}"), format!("svc.{d}"), d.clone()],
+                options: vec!["ndots:5".into()],
+            },
+            None => DnsConfig::default(),
+        }
+    }
+}
+
+fn docker_answers() -> bool {
+    std::os::unix::net::UnixStream::connect("/var/run/docker.sock").is_ok()
+}
+
+/// The address this machine uses to reach the API server: a good default for
+/// the node's InternalIP.
+fn local_ip_towards(servers: &str) -> Option<String> {
+    let server = client::parse_servers(servers).into_iter().next()?;
+    let hostport = server.split("://").nth(1).unwrap_or(&server).split('/').next()?;
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(hostport).ok()?.next()?;
+    sock.connect(addr).ok()?;
+    Some(sock.local_addr().ok()?.ip().to_string())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_lowercase())
+        .unwrap_or_else(|_| "node".into())
+}
+
+/// Runs the agent until `shutdown` completes. Pods keep running after it stops;
+/// a restarted agent adopts them.
+pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| AgentError::DataDir { path: config.data_dir.clone(), source })?;
+    let kind = config.runtime.unwrap_or(if docker_answers() { RuntimeKind::Docker } else { RuntimeKind::Process });
+    if config.count > 1 && kind != RuntimeKind::Hollow {
+        return Err(AgentError::Config("--count above 1 needs --runtime hollow".into()));
+    }
+    let base_name = config.name.clone().unwrap_or_else(hostname);
+    let node_ip =
+        config.node_ip.clone().or_else(|| local_ip_towards(&config.server)).unwrap_or_else(|| "127.0.0.1".into());
+    if client::parse_servers(&config.server).is_empty() {
+        return Err(AgentError::Config("--server needs at least one API server URL, e.g. http://10.0.0.1:2379".into()));
+    }
+    let mut labels = Vec::new();
+    for l in &config.node_labels {
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| AgentError::Config(format!("--node-labels entry {l:?} must be key=value")))?;
+        labels.push((k.to_string(), v.to_string()));
+    }
+    let taints = config
+        .register_with_taints
+        .iter()
+        .map(|t| config::parse_taint(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(AgentError::Config)?;
+    let client = Client::new(&config.server, &format!("rk-agent/{}", env!("CARGO_PKG_VERSION")));
+    let registry = Arc::new(pods::Registry::default());
+    let mut managers = HashMap::new();
+    // The docker runtime's bridge, for the proxy's hairpin setting.
+    let mut bridge = None;
+    let names: Vec<String> = if config.count > 1 {
+        (0..config.count).map(|i| format!("{base_name}-{i}")).collect()
+    } else {
+        vec![base_name.clone()]
+    };
+    for (i, name) in names.iter().enumerate() {
+        let rt: Arc<dyn runtime::Runtime> = match kind {
+            RuntimeKind::Docker => {
+                let docker = runtime::docker::DockerRuntime::connect(&config.docker_network, name)
+                    .await
+                    .map_err(|source| AgentError::Runtime { runtime: "docker", source })?;
+                bridge = Some(docker.bridge_name());
+                Arc::new(docker)
+            }
+            RuntimeKind::Process => Arc::new(runtime::process::ProcessRuntime::new(
+                config.data_dir.join("process"),
+                name,
+                Some(node_ip.clone()),
+            )),
+            RuntimeKind::Hollow => {
+                // One /24 of fake pod IPs per hollow node.
+                let cidr = format!("10.{}.{}.0/24", 244 + i / 256, i % 256);
+                Arc::new(
+                    runtime::hollow::HollowRuntime::new(name, &cidr)
+                        .map_err(|e| AgentError::Config(format!("hollow node {name}: {e}")))?,
+                )
+            }
+        };
+        let version = rt.version().await.unwrap_or_else(|_| format!("{}://unknown", rt.name()));
+        let hollow = kind == RuntimeKind::Hollow;
+        let spec = node::NodeSpec {
+            name: name.clone(),
+            ip: node_ip.clone(),
+            labels: labels.clone(),
+            taints: taints.clone(),
+            cpu_millis: config.capacity_cpu_millis.unwrap_or_else(node::host_cpu_millis),
+            memory_bytes: config.capacity_memory_mib.map(|m| m << 20).unwrap_or_else(node::host_memory_bytes),
+            reserved_cpu_millis: config.reserved_cpu_millis,
+            reserved_memory_bytes: config.reserved_memory_mib << 20,
+            max_pods: config.max_pods,
+            runtime_version: version,
+            port: config.listen.port(),
+            lease_duration: (config.lease_renew_interval * 5).max(Duration::from_secs(10)),
+            hollow,
+        };
+        tokio::spawn(node::heartbeat(client.clone(), spec, config.data_dir.clone(), config.lease_renew_interval));
+        let ctx = Arc::new(Ctx {
+            client: client.clone(),
+            node: name.clone(),
+            node_ip: node_ip.clone(),
+            data_dir: config.data_dir.join("nodes").join(name),
+            cluster_dns: config.cluster_dns.clone(),
+            cluster_domain: config.cluster_domain.clone(),
+            events: Events::new(client.clone(), name.clone()),
+        });
+        if i == 0 {
+            *registry.runtime.lock() = Some(rt.clone());
+        }
+        managers.insert(name.clone(), pods::PodManager::new(ctx, rt, registry.clone()).await);
+    }
+    let selector = if names.len() == 1 { format!("spec.nodeName={}", names[0]) } else { "spec.nodeName!=".to_string() };
+    tokio::spawn(pods::run_source(client.clone(), selector, managers));
+    let mode = proxy_mode(config.proxy_mode, kind).await?;
+    let proxy = if mode.is_some() || config.ingress_listen.is_some() {
+        let cfg = proxy::ProxyConfig {
+            mode: mode.unwrap_or(proxy::ProxyMode::Off),
+            node: base_name.clone(),
+            node_ip: node_ip.clone(),
+            bridge,
+            ingress_listen: config.ingress_listen,
+            ingress_class: config.ingress_class.clone(),
+        };
+        Some(proxy::start(client.clone(), cfg).await.map_err(AgentError::Proxy)?)
+    } else {
+        None
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| AgentError::Listen { addr: config.listen.to_string(), source })?;
+    let app = server::router(registry);
+    let serve = axum::serve(listener, app.into_make_service());
+    tracing::info!(nodes = names.len(), runtime = ?kind, "rk-agent started");
+    tokio::select! {
+        _ = shutdown => {}
+        r = serve => if let Err(e) = r { tracing::error!(error = %e, "the agent's HTTP server stopped") },
+    }
+    if let Some(p) = proxy {
+        p.stop().await;
+    }
+    Ok(())
+}
+
+/// The proxy mode this node runs, from `--proxy-mode` and the runtime; None: off.
+/// Why each runtime gets its mode is in docs/services.md.
+async fn proxy_mode(wanted: proxy::ProxyMode, runtime: RuntimeKind) -> Result<Option<proxy::ProxyMode>, AgentError> {
+    use proxy::ProxyMode as M;
+    Ok(match (wanted, runtime) {
+        (M::Off, _) | (M::Auto, RuntimeKind::Hollow) => None,
+        (M::Nftables | M::Userspace, RuntimeKind::Hollow) => {
+            return Err(AgentError::Config("--proxy-mode: hollow nodes have no data path; use off or auto".into()));
+        }
+        (M::Nftables, _) => {
+            if !proxy::nft_usable().await {
+                return Err(AgentError::Config(
+                    "--proxy-mode nftables needs the nft program and CAP_NET_ADMIN (`nft list tables` failed)".into(),
+                ));
+            }
+            Some(M::Nftables)
+        }
+        (M::Auto, RuntimeKind::Docker) => {
+            if proxy::nft_usable().await {
+                Some(M::Nftables)
+            } else {
+                tracing::warn!(
+                    "nft is not usable (not installed, or no CAP_NET_ADMIN): the service proxy runs in userspace \
+                     mode, serving node ports only; pods cannot reach cluster IPs"
+                );
+                Some(M::Userspace)
+            }
+        }
+        (M::Auto | M::Userspace, _) => Some(M::Userspace),
+    })
+}

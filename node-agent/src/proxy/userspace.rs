@@ -1,0 +1,346 @@
+//! Userspace mode: the agent itself accepts TCP connections for Services and copies
+//! bytes to a ready endpoint (`tokio::io::copy_bidirectional`).
+//!
+//! ```text
+//!  client ─► node-ip:nodePort ──────────────┐
+//!  host process ─► clusterIP:port           │ listener per service port
+//!     └─(nft output DNAT, if nft works)─► node-ip:<ephemeral proxy port>
+//!                                            ▼
+//!                              Balancer: ClientIP affinity, else round-robin;
+//!                              an endpoint that refuses is skipped for the next one
+//! ```
+//!
+//! This is the shape of kube-proxy's old userspace mode (one proxy port per service
+//! port, cluster IP traffic redirected to it). TCP only: UDP service ports are not
+//! served in this mode (logged once per port). Throughput against a direct
+//! connection: `examples/proxy-bench.rs`, results in BENCHMARKS.md.
+
+use super::model::{Protocol, ServicePort};
+use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Buffer per direction of a proxied connection. With tokio's default (8 KiB) the
+/// proxy moved about 530 MiB/s in `examples/proxy-bench.rs`, with 64 KiB 1,200 to
+/// 1,500 MiB/s (BENCHMARKS.md); 128 KiB per connection
+/// is a small price for that.
+const COPY_BUFFER: usize = 64 * 1024;
+
+/// How long connecting to one endpoint may take before the next one is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Picks an endpoint per connection: a client with a live affinity entry keeps its
+/// endpoint while that endpoint is ready; everyone else goes round-robin.
+#[derive(Debug, Default)]
+pub struct Balancer {
+    endpoints: Vec<SocketAddrV4>,
+    next: usize,
+    affinity: Option<Duration>,
+    /// Client address → (its endpoint, last time it was used).
+    sticky: HashMap<IpAddr, (SocketAddrV4, Instant)>,
+}
+
+impl Balancer {
+    /// New endpoints or affinity: sticky clients of endpoints that are gone lose
+    /// their entry (their next connection is balanced again).
+    pub fn update(&mut self, endpoints: &[SocketAddrV4], affinity: Option<Duration>) {
+        self.endpoints = endpoints.to_vec();
+        self.affinity = affinity;
+        if affinity.is_none() {
+            self.sticky.clear();
+        }
+        let eps = &self.endpoints;
+        self.sticky.retain(|_, (ep, _)| eps.contains(ep));
+    }
+
+    pub fn endpoints(&self) -> &[SocketAddrV4] {
+        &self.endpoints
+    }
+
+    /// The endpoint for a new connection from `client`, not one of `failed`.
+    pub fn pick(&mut self, client: IpAddr, now: Instant, failed: &[SocketAddrV4]) -> Option<SocketAddrV4> {
+        if let Some(timeout) = self.affinity {
+            if let Some((ep, used)) = self.sticky.get(&client).copied()
+                && now.saturating_duration_since(used) < timeout
+                && !failed.contains(&ep)
+                && self.endpoints.contains(&ep)
+            {
+                self.sticky.insert(client, (ep, now));
+                return Some(ep);
+            }
+            // Bound the table: forget clients idle past the timeout.
+            if self.sticky.len() > 4096 {
+                self.sticky.retain(|_, (_, used)| now.saturating_duration_since(*used) < timeout);
+            }
+        }
+        let n = self.endpoints.len();
+        for _ in 0..n {
+            let ep = self.endpoints[self.next % n];
+            self.next = (self.next + 1) % n;
+            if !failed.contains(&ep) {
+                if self.affinity.is_some() {
+                    self.sticky.insert(client, (ep, now));
+                }
+                return Some(ep);
+            }
+        }
+        None
+    }
+}
+
+/// What a listener serves.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Kind {
+    /// The proxy port behind a cluster IP (an ephemeral port on the node IP).
+    ClusterIp,
+    NodePort(u16),
+}
+
+struct Listener {
+    balancer: Arc<Mutex<Balancer>>,
+    local: SocketAddrV4,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The listeners of one node, reconciled with the service ports on every sync.
+pub struct Userspace {
+    node_ip: Ipv4Addr,
+    /// (service port key, kind) → listener.
+    listeners: HashMap<(String, Kind), Listener>,
+    /// Ports already logged as not served (UDP, bind failures), to log them once.
+    warned: HashSet<String>,
+}
+
+impl Userspace {
+    pub fn new(node_ip: Ipv4Addr) -> Self {
+        Self { node_ip, listeners: HashMap::new(), warned: HashSet::new() }
+    }
+
+    /// Opens, updates and closes listeners to match `ports`. Returns the proxy port
+    /// of every service port whose cluster IP should be redirected to it.
+    pub async fn sync(&mut self, ports: &[ServicePort]) -> Vec<(ServicePort, SocketAddrV4)> {
+        let mut wanted: HashSet<(String, Kind)> = HashSet::new();
+        let mut redirects = Vec::new();
+        for sp in ports {
+            if sp.protocol != Protocol::Tcp {
+                if self.warned.insert(format!("udp {}", sp.key())) {
+                    tracing::warn!(service = %sp.key(), "userspace proxy mode serves TCP only; this UDP port is not proxied");
+                }
+                continue;
+            }
+            let affinity = sp.affinity_seconds.map(|s| Duration::from_secs(u64::from(s)));
+            let mut kinds = Vec::new();
+            if sp.cluster_ip.is_some() {
+                kinds.push(Kind::ClusterIp);
+            }
+            if let Some(np) = sp.node_port {
+                kinds.push(Kind::NodePort(np));
+            }
+            for kind in kinds {
+                let key = (sp.key(), kind.clone());
+                if let Some(l) = self.listeners.get(&key) {
+                    l.balancer.lock().update(&sp.endpoints, affinity);
+                } else {
+                    let port = match kind {
+                        Kind::ClusterIp => 0,
+                        Kind::NodePort(np) => np,
+                    };
+                    let addr = SocketAddrV4::new(self.node_ip, port);
+                    match TcpListener::bind(addr).await {
+                        Ok(listener) => {
+                            let local = match listener.local_addr() {
+                                Ok(SocketAddr::V4(a)) => a,
+                                _ => addr,
+                            };
+                            let balancer = Arc::new(Mutex::new(Balancer::default()));
+                            balancer.lock().update(&sp.endpoints, affinity);
+                            let task = tokio::spawn(serve(listener, balancer.clone(), sp.key()));
+                            tracing::info!(service = %sp.key(), listen = %local, "userspace proxy listening");
+                            self.warned.remove(&format!("bind {key:?}"));
+                            self.listeners.insert(key.clone(), Listener { balancer, local, task });
+                        }
+                        Err(e) => {
+                            // Retried on the next sync (a periodic resync runs too).
+                            if self.warned.insert(format!("bind {key:?}")) {
+                                tracing::warn!(service = %sp.key(), addr = %addr, error = %e, "cannot listen for a service port");
+                            }
+                            continue;
+                        }
+                    }
+                }
+                wanted.insert(key.clone());
+                if kind == Kind::ClusterIp
+                    && let Some(l) = self.listeners.get(&key)
+                {
+                    redirects.push((sp.clone(), l.local));
+                }
+            }
+        }
+        self.listeners.retain(|key, l| {
+            let keep = wanted.contains(key);
+            if !keep {
+                tracing::info!(service = %key.0, listen = %l.local, "userspace proxy closing");
+                l.task.abort();
+            }
+            keep
+        });
+        redirects
+    }
+
+    /// Closes every listener (connections already proxied run to their end).
+    pub fn stop(&mut self) {
+        for (_, l) in self.listeners.drain() {
+            l.task.abort();
+        }
+    }
+}
+
+async fn serve(listener: TcpListener, balancer: Arc<Mutex<Balancer>>, service: String) {
+    loop {
+        let (conn, client) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(service, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let balancer = balancer.clone();
+        let service = service.clone();
+        tokio::spawn(async move {
+            if let Err(e) = forward(conn, client, &balancer).await {
+                tracing::debug!(service, client = %client, error = %e, "proxied connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Connects to an endpoint (trying the next one when one refuses) and copies bytes
+/// both ways until both sides are done.
+async fn forward(mut conn: TcpStream, client: SocketAddr, balancer: &Mutex<Balancer>) -> std::io::Result<()> {
+    let _ = conn.set_nodelay(true);
+    let mut failed = Vec::new();
+    loop {
+        let Some(ep) = balancer.lock().pick(client.ip(), Instant::now(), &failed) else {
+            // No ready endpoint: close, so the client sees the connection end at once
+            // (kube-proxy rejects these).
+            return Ok(());
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(ep)).await {
+            Ok(Ok(mut upstream)) => {
+                let _ = upstream.set_nodelay(true);
+                tokio::io::copy_bidirectional_with_sizes(&mut conn, &mut upstream, COPY_BUFFER, COPY_BUFFER).await?;
+                return Ok(());
+            }
+            Ok(Err(e)) => tracing::debug!(endpoint = %ep, error = %e, "endpoint refused; trying another"),
+            Err(_) => tracing::debug!(endpoint = %ep, "endpoint did not answer in time; trying another"),
+        }
+        failed.push(ep);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eps(list: &[&str]) -> Vec<SocketAddrV4> {
+        list.iter().map(|e| e.parse().expect("test address")).collect()
+    }
+
+    #[test]
+    fn round_robin_skips_failed_endpoints() {
+        let mut b = Balancer::default();
+        b.update(&eps(&["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]), None);
+        let c: IpAddr = "192.0.2.1".parse().expect("ip");
+        let now = Instant::now();
+        let picks: Vec<String> = (0..6).map(|_| b.pick(c, now, &[]).expect("endpoint").to_string()).collect();
+        assert_eq!(picks, ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]);
+        let all = eps(&["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]);
+        assert_eq!(b.pick(c, now, &all[..2]), Some(all[2]));
+        assert_eq!(b.pick(c, now, &all), None);
+        b.update(&[], None);
+        assert_eq!(b.pick(c, now, &[]), None);
+    }
+
+    #[test]
+    fn client_ip_affinity_sticks_until_timeout_or_endpoint_gone() {
+        let mut b = Balancer::default();
+        let list = eps(&["10.0.0.1:80", "10.0.0.2:80"]);
+        b.update(&list, Some(Duration::from_secs(10)));
+        let (c1, c2): (IpAddr, IpAddr) = ("192.0.2.1".parse().expect("ip"), "192.0.2.2".parse().expect("ip"));
+        let t0 = Instant::now();
+        let first = b.pick(c1, t0, &[]).expect("endpoint");
+        let other = b.pick(c2, t0, &[]).expect("endpoint");
+        assert_ne!(first, other, "a second client is balanced");
+        for i in 0..5 {
+            assert_eq!(b.pick(c1, t0 + Duration::from_secs(i), &[]), Some(first));
+        }
+        // Idle past the timeout: balanced again (round-robin continues).
+        let later = t0 + Duration::from_secs(30);
+        assert_eq!(b.pick(c1, later, &[]), Some(list[0]));
+        // Its endpoint gone: moved to a ready one and sticks there.
+        b.update(&list[1..], Some(Duration::from_secs(10)));
+        let moved = b.pick(c1, later, &[]).expect("endpoint");
+        assert_eq!(moved, list[1]);
+        assert_eq!(b.pick(c1, later, &[]), Some(list[1]));
+        // A sticky endpoint that refuses is not retried.
+        assert_eq!(b.pick(c1, later, &[list[1]]), None);
+    }
+
+    #[tokio::test]
+    async fn forwards_tcp_to_endpoints_and_closes_listeners() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // Two echo-ish backends answering with their name.
+        let mut backends = Vec::new();
+        for name in ["a", "b"] {
+            let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let SocketAddr::V4(addr) = l.local_addr().expect("addr") else { panic!("v4") };
+            backends.push(addr);
+            tokio::spawn(async move {
+                while let Ok((mut s, _)) = l.accept().await {
+                    let _ = s.write_all(name.as_bytes()).await;
+                }
+            });
+        }
+        let sp = ServicePort {
+            namespace: "default".into(),
+            name: "web".into(),
+            port_name: String::new(),
+            protocol: Protocol::Tcp,
+            cluster_ip: Some(Ipv4Addr::new(10, 96, 0, 10)),
+            port: 80,
+            node_port: None,
+            affinity_seconds: None,
+            endpoints: backends.clone(),
+        };
+        let mut us = Userspace::new(Ipv4Addr::LOCALHOST);
+        let redirects = us.sync(std::slice::from_ref(&sp)).await;
+        assert_eq!(redirects.len(), 1);
+        let proxy = redirects[0].1;
+        let mut seen = HashSet::new();
+        for _ in 0..4 {
+            let mut s = TcpStream::connect(proxy).await.expect("connect to the proxy");
+            let mut got = String::new();
+            s.read_to_string(&mut got).await.expect("read");
+            seen.insert(got);
+        }
+        assert_eq!(seen, HashSet::from(["a".to_string(), "b".to_string()]));
+        assert!(us.sync(&[]).await.is_empty());
+        tokio::task::yield_now().await;
+        // The listener is closed: nothing accepts there any more.
+        let refused = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                if TcpStream::connect(proxy).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(refused.is_ok(), "listener still open after its service port went away");
+    }
+}

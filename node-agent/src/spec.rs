@@ -1,0 +1,493 @@
+//! Turning a pod spec into what a runtime needs: environment variables (values,
+//! ConfigMap/Secret references, the downward API, `$(VAR)` expansion) and volumes
+//! (emptyDir, configMap, secret, hostPath, downwardAPI) materialised as directories
+//! on the node.
+
+use crate::client::{Client, ClientError};
+use crate::runtime::Mount;
+use base64::Engine;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Why a container's configuration cannot be built (`CreateContainerConfigError`).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{kind} {name:?} not found")]
+    Missing { kind: &'static str, name: String },
+    #[error("couldn't find key {key} in {kind} {namespace}/{name}")]
+    MissingKey { kind: &'static str, namespace: String, name: String, key: String },
+    #[error("unsupported {0}")]
+    Unsupported(String),
+    #[error("cannot reach the API server to read {what}: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: ClientError,
+    },
+    #[error("cannot prepare volume {volume:?}: {detail}")]
+    Volume { volume: String, detail: String },
+}
+
+/// ConfigMaps and Secrets read while building one pod (each read once).
+#[derive(Default)]
+pub struct Objects {
+    cache: HashMap<(&'static str, String), Option<Value>>,
+}
+
+impl Objects {
+    async fn get(
+        &mut self,
+        client: &Client,
+        kind: &'static str,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Value>, ConfigError> {
+        if let Some(v) = self.cache.get(&(kind, name.to_string())) {
+            return Ok(v.clone());
+        }
+        let v = match client.get(kind, Some(ns), name).await {
+            Ok(v) => Some(v),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(ConfigError::Api { what: format!("{kind}/{name}"), source: e }),
+        };
+        self.cache.insert((kind, name.to_string()), v.clone());
+        Ok(v)
+    }
+
+    /// The decoded data of a ConfigMap or Secret (Secret values are base64 in the API).
+    async fn data(
+        &mut self,
+        client: &Client,
+        kind: &'static str,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, ConfigError> {
+        let Some(obj) = self.get(client, kind, ns, name).await? else { return Ok(None) };
+        let mut out = BTreeMap::new();
+        if let Some(map) = obj["data"].as_object() {
+            for (k, v) in map {
+                let s = v.as_str().unwrap_or("");
+                let bytes = if kind == "secrets" {
+                    base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default()
+                } else {
+                    s.as_bytes().to_vec()
+                };
+                out.insert(k.clone(), bytes);
+            }
+        }
+        if let Some(map) = obj["binaryData"].as_object() {
+            for (k, v) in map {
+                out.insert(
+                    k.clone(),
+                    base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or("")).unwrap_or_default(),
+                );
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+/// A downward-API field of the pod (`metadata.name`, `status.podIP`, …).
+pub fn field_ref(pod: &Value, path: &str, pod_ip: &str, host_ip: &str) -> Option<String> {
+    let s = |p: &str| pod.pointer(p).and_then(Value::as_str).map(String::from);
+    let subscript = |prefix: &str| -> Option<String> {
+        let key = path.strip_prefix(prefix)?.strip_suffix("']")?;
+        let map = if prefix.contains("labels") { "/metadata/labels" } else { "/metadata/annotations" };
+        pod.pointer(map)?.get(key)?.as_str().map(String::from)
+    };
+    match path {
+        "metadata.name" => s("/metadata/name"),
+        "metadata.namespace" => s("/metadata/namespace"),
+        "metadata.uid" => s("/metadata/uid"),
+        "spec.nodeName" => s("/spec/nodeName"),
+        "spec.serviceAccountName" => s("/spec/serviceAccountName"),
+        "status.podIP" => Some(pod_ip.to_string()),
+        "status.podIPs" => Some(pod_ip.to_string()),
+        "status.hostIP" | "status.hostIPs" => Some(host_ip.to_string()),
+        "metadata.labels" | "metadata.annotations" => {
+            let map = pod.pointer(&format!("/{}", path.replace('.', "/")))?.as_object()?;
+            Some(map.iter().map(|(k, v)| format!("{k}={:?}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join("\n"))
+        }
+        _ => subscript("metadata.labels['").or_else(|| subscript("metadata.annotations['")),
+    }
+}
+
+/// `$(VAR)` expansion as Kubernetes does it: known names are replaced, `$$` escapes,
+/// unknown references stay as they are.
+pub fn expand(input: &str, vars: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some(inner) = after.strip_prefix('(')
+            && let Some(end) = inner.find(')')
+        {
+            let name = &inner[..end];
+            match vars.iter().rev().find(|(k, _)| k == name) {
+                Some((_, v)) => out.push_str(v),
+                None => {
+                    out.push_str("$(");
+                    out.push_str(name);
+                    out.push(')');
+                }
+            }
+            rest = &inner[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn resource_field(container: &Value, resource: &str, divisor: Option<&str>) -> Option<String> {
+    let (section, name) = resource.split_once('.')?;
+    let q = container.pointer(&format!("/resources/{section}/{name}"))?.as_str()?.to_string();
+    let _ = divisor;
+    Some(q)
+}
+
+/// The environment of a container, in order (later entries win, as in Kubernetes).
+pub async fn env(
+    client: &Client,
+    objects: &mut Objects,
+    pod: &Value,
+    container: &Value,
+    pod_ip: &str,
+    host_ip: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let ns = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for from in container["envFrom"].as_array().into_iter().flatten() {
+        let prefix = from["prefix"].as_str().unwrap_or("");
+        let (kind, r) = if from["configMapRef"].is_object() {
+            ("configmaps", &from["configMapRef"])
+        } else {
+            ("secrets", &from["secretRef"])
+        };
+        let name = r["name"].as_str().unwrap_or("");
+        let optional = r["optional"].as_bool().unwrap_or(false);
+        match objects.data(client, kind, ns, name).await? {
+            Some(data) => {
+                for (k, v) in data {
+                    vars.push((format!("{prefix}{k}"), String::from_utf8_lossy(&v).into_owned()));
+                }
+            }
+            None if optional => {}
+            None => {
+                return Err(ConfigError::Missing {
+                    kind: if kind == "secrets" { "secret" } else { "configmap" },
+                    name: name.into(),
+                });
+            }
+        }
+    }
+    for e in container["env"].as_array().into_iter().flatten() {
+        let name = e["name"].as_str().unwrap_or("").to_string();
+        if let Some(v) = e["value"].as_str() {
+            let expanded = expand(v, &vars);
+            vars.push((name, expanded));
+            continue;
+        }
+        let from = &e["valueFrom"];
+        let value = if let Some(f) = from.get("fieldRef") {
+            field_ref(pod, f["fieldPath"].as_str().unwrap_or(""), pod_ip, host_ip).unwrap_or_default()
+        } else if let Some(r) = from.get("resourceFieldRef") {
+            resource_field(container, r["resource"].as_str().unwrap_or(""), r["divisor"].as_str()).unwrap_or_default()
+        } else {
+            let (kind, r, label) = if from["configMapKeyRef"].is_object() {
+                ("configmaps", &from["configMapKeyRef"], "configmap")
+            } else if from["secretKeyRef"].is_object() {
+                ("secrets", &from["secretKeyRef"], "secret")
+            } else {
+                vars.push((name, String::new()));
+                continue;
+            };
+            let obj_name = r["name"].as_str().unwrap_or("");
+            let key = r["key"].as_str().unwrap_or("");
+            let optional = r["optional"].as_bool().unwrap_or(false);
+            match objects.data(client, kind, ns, obj_name).await? {
+                Some(data) => match data.get(key) {
+                    Some(v) => String::from_utf8_lossy(v).into_owned(),
+                    None if optional => continue,
+                    None => {
+                        return Err(ConfigError::MissingKey {
+                            kind: label,
+                            namespace: ns.into(),
+                            name: obj_name.into(),
+                            key: key.into(),
+                        });
+                    }
+                },
+                None if optional => continue,
+                None => return Err(ConfigError::Missing { kind: label, name: obj_name.into() }),
+            }
+        };
+        vars.push((name, value));
+    }
+    Ok(vars)
+}
+
+/// Writes `files` (relative path → (bytes, mode)) into `dir` atomically: a new
+/// timestamped directory, then the `..data` symlink swapped to it, as the kubelet
+/// does, so readers never see half an update.
+fn write_atomic(dir: &Path, files: &BTreeMap<String, (Vec<u8>, u32)>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    let stamp = format!(
+        "..{}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    );
+    let fresh = dir.join(&stamp);
+    std::fs::create_dir_all(&fresh)?;
+    for (rel, (bytes, mode)) in files {
+        let rel = rel.trim_start_matches('/');
+        if rel.split('/').any(|p| p == ".." || p.is_empty()) {
+            continue;
+        }
+        let path = fresh.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, bytes)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))?;
+    }
+    let link_tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&link_tmp);
+    std::os::unix::fs::symlink(&stamp, &link_tmp)?;
+    std::fs::rename(&link_tmp, dir.join("..data"))?;
+    // Top-level entries point through ..data, so they follow each swap.
+    for rel in files.keys() {
+        let top = rel.trim_start_matches('/').split('/').next().unwrap_or("");
+        if top.is_empty() || top == ".." {
+            continue;
+        }
+        let link = dir.join(top);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{top}"), &link)?;
+        }
+    }
+    // Old generations go.
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("..") && name != "..data" && name != stamp {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(())
+}
+
+fn projected_files(
+    data: &BTreeMap<String, Vec<u8>>,
+    items: Option<&Vec<Value>>,
+    default_mode: u32,
+) -> BTreeMap<String, (Vec<u8>, u32)> {
+    let mut files = BTreeMap::new();
+    match items {
+        Some(items) => {
+            for it in items {
+                let key = it["key"].as_str().unwrap_or("");
+                if let Some(bytes) = data.get(key) {
+                    let path = it["path"].as_str().unwrap_or(key).to_string();
+                    let mode = it["mode"].as_u64().map(|m| m as u32).unwrap_or(default_mode);
+                    files.insert(path, (bytes.clone(), mode));
+                }
+            }
+        }
+        None => {
+            for (k, v) in data {
+                files.insert(k.clone(), (v.clone(), default_mode));
+            }
+        }
+    }
+    files
+}
+
+/// Creates (or refreshes) every volume of the pod under `pod_dir/volumes/<name>`;
+/// returns each volume's host path by name.
+pub async fn volumes(
+    client: &Client,
+    objects: &mut Objects,
+    pod: &Value,
+    pod_dir: &Path,
+    pod_ip: &str,
+    host_ip: &str,
+) -> Result<HashMap<String, PathBuf>, ConfigError> {
+    let ns = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
+    let mut out = HashMap::new();
+    for v in pod.pointer("/spec/volumes").and_then(Value::as_array).into_iter().flatten() {
+        let name = v["name"].as_str().unwrap_or("").to_string();
+        let dir = pod_dir.join("volumes").join(&name);
+        let io = |e: std::io::Error| ConfigError::Volume { volume: name.clone(), detail: e.to_string() };
+        if v.get("emptyDir").is_some() {
+            std::fs::create_dir_all(&dir).map_err(io)?;
+        } else if let Some(h) = v.get("hostPath") {
+            let path = PathBuf::from(h["path"].as_str().unwrap_or(""));
+            match h["type"].as_str().unwrap_or("") {
+                "DirectoryOrCreate" => std::fs::create_dir_all(&path).map_err(io)?,
+                "FileOrCreate" if !path.exists() => std::fs::write(&path, b"").map_err(io)?,
+                "Directory" | "File" | "Socket" | "CharDevice" | "BlockDevice" if !path.exists() => {
+                    return Err(ConfigError::Volume {
+                        volume: name,
+                        detail: format!("hostPath {} does not exist", path.display()),
+                    });
+                }
+                _ => {}
+            }
+            out.insert(name, path);
+            continue;
+        } else if let Some(c) = v.get("configMap").or_else(|| v.get("secret")) {
+            let is_secret = v.get("secret").is_some();
+            let kind = if is_secret { "secrets" } else { "configmaps" };
+            let obj_name = c[if is_secret { "secretName" } else { "name" }].as_str().unwrap_or("");
+            let optional = c["optional"].as_bool().unwrap_or(false);
+            let mode = c["defaultMode"].as_u64().unwrap_or(0o644) as u32;
+            let data = match objects.data(client, kind, ns, obj_name).await? {
+                Some(d) => d,
+                None if optional => BTreeMap::new(),
+                None => {
+                    return Err(ConfigError::Missing {
+                        kind: if is_secret { "secret" } else { "configmap" },
+                        name: obj_name.into(),
+                    });
+                }
+            };
+            write_atomic(&dir, &projected_files(&data, c["items"].as_array(), mode)).map_err(io)?;
+        } else if let Some(d) = v.get("downwardAPI") {
+            let mode = d["defaultMode"].as_u64().unwrap_or(0o644) as u32;
+            let mut files = BTreeMap::new();
+            for it in d["items"].as_array().into_iter().flatten() {
+                let path = it["path"].as_str().unwrap_or("").to_string();
+                let value = it["fieldRef"]["fieldPath"]
+                    .as_str()
+                    .and_then(|f| field_ref(pod, f, pod_ip, host_ip))
+                    .unwrap_or_default();
+                files.insert(path, (value.into_bytes(), it["mode"].as_u64().map(|m| m as u32).unwrap_or(mode)));
+            }
+            write_atomic(&dir, &files).map_err(io)?;
+        } else {
+            let kind = v.as_object().and_then(|m| m.keys().find(|k| *k != "name").cloned()).unwrap_or_default();
+            return Err(ConfigError::Unsupported(format!(
+                "volume type {kind:?} (volume {name:?}); rk supports emptyDir, configMap, secret, hostPath and downwardAPI"
+            )));
+        }
+        out.insert(name, dir);
+    }
+    Ok(out)
+}
+
+/// The mounts of one container, from its volumeMounts and the pod's volumes.
+pub fn mounts(container: &Value, volumes: &HashMap<String, PathBuf>) -> Result<Vec<Mount>, ConfigError> {
+    let mut out = Vec::new();
+    for m in container["volumeMounts"].as_array().into_iter().flatten() {
+        let name = m["name"].as_str().unwrap_or("");
+        let Some(host) = volumes.get(name) else {
+            return Err(ConfigError::Volume {
+                volume: name.into(),
+                detail: "no volume of that name in the pod".into(),
+            });
+        };
+        let mut host_path = host.clone();
+        if let Some(sub) = m["subPath"].as_str().filter(|s| !s.is_empty()) {
+            if sub.split('/').any(|p| p == "..") {
+                return Err(ConfigError::Volume {
+                    volume: name.into(),
+                    detail: format!("subPath {sub:?} may not contain '..'"),
+                });
+            }
+            host_path = host_path.join(sub);
+        }
+        out.push(Mount {
+            host_path,
+            container_path: m["mountPath"].as_str().unwrap_or("").to_string(),
+            read_only: m["readOnly"].as_bool().unwrap_or(false),
+        });
+    }
+    Ok(out)
+}
+
+/// `true` when `kubectl`-style quantities for cpu ("500m", "2") parse; returns millicores.
+pub fn cpu_millis(q: &str) -> Option<u64> {
+    if let Some(m) = q.strip_suffix('m') {
+        return m.parse().ok();
+    }
+    q.parse::<f64>().ok().map(|c| (c * 1000.0).round() as u64)
+}
+
+/// Memory quantities ("128Mi", "1G", "1e6", "500") in bytes.
+pub fn memory_bytes(q: &str) -> Option<u64> {
+    let units: [(&str, f64); 12] = [
+        ("Ki", 1024.0),
+        ("Mi", 1024f64.powi(2)),
+        ("Gi", 1024f64.powi(3)),
+        ("Ti", 1024f64.powi(4)),
+        ("Pi", 1024f64.powi(5)),
+        ("Ei", 1024f64.powi(6)),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+    ];
+    for (suffix, mult) in units {
+        if let Some(n) = q.strip_suffix(suffix) {
+            return n.parse::<f64>().ok().map(|v| (v * mult) as u64);
+        }
+    }
+    q.parse::<f64>().ok().map(|v| v as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn expansion() {
+        let vars = vec![("A".to_string(), "1".to_string()), ("B".to_string(), "x".to_string())];
+        assert_eq!(expand("$(A)-$(B)-$(C)-$$(A)-$", &vars), "1-x-$(C)-$(A)-$");
+    }
+
+    #[test]
+    fn downward_fields() {
+        let pod =
+            json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web"}}, "spec": {"nodeName": "n1"}});
+        assert_eq!(field_ref(&pod, "metadata.name", "", "").as_deref(), Some("p"));
+        assert_eq!(field_ref(&pod, "status.podIP", "10.0.0.9", "").as_deref(), Some("10.0.0.9"));
+        assert_eq!(field_ref(&pod, "metadata.labels['app']", "", "").as_deref(), Some("web"));
+        assert_eq!(field_ref(&pod, "spec.nodeName", "", "").as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn atomic_volume_writes_swap_whole_generations() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = BTreeMap::new();
+        files.insert("a.txt".to_string(), (b"one".to_vec(), 0o644));
+        write_atomic(dir.path(), &files).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), b"one");
+        files.insert("a.txt".to_string(), (b"two".to_vec(), 0o600));
+        write_atomic(dir.path(), &files).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), b"two");
+        let gens = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
+            let n = e.as_ref().unwrap().file_name().to_string_lossy().into_owned();
+            n.starts_with("..") && n != "..data"
+        });
+        assert_eq!(gens.count(), 1);
+    }
+
+    #[test]
+    fn quantities() {
+        assert_eq!(cpu_millis("250m"), Some(250));
+        assert_eq!(cpu_millis("1.5"), Some(1500));
+        assert_eq!(memory_bytes("128Mi"), Some(128 << 20));
+        assert_eq!(memory_bytes("1G"), Some(1_000_000_000));
+        assert_eq!(memory_bytes("bogus"), None);
+    }
+}

@@ -1,0 +1,47 @@
+//! Wire definitions for rk, generated at build time from the `.proto` files beside
+//! this crate (with protox, so no `protoc` is needed).
+//!
+//! - [`etcdserverpb`], [`mvccpb`], [`authpb`]: the etcd v3 API, written from its public
+//!   wire definitions so real etcd clients (etcdctl, `etcd-client`) talk to rk-server.
+//! - [`peer`]: the replica-to-replica service (raft transport, lease forwarding).
+//! - [`store`]: rk-server's own durable records (raft entry payloads, snapshots).
+//! - [`resources`]: the rk resource API (Kubernetes objects over gRPC).
+
+#![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
+
+pub mod mvccpb {
+    tonic::include_proto!("mvccpb");
+}
+
+pub mod authpb {
+    tonic::include_proto!("authpb");
+}
+
+pub mod etcdserverpb {
+    tonic::include_proto!("etcdserverpb");
+}
+
+/// rk's own packages, nested as their proto package names say (`rk.peer.v1`), so
+/// generated cross-package paths resolve.
+pub mod rk {
+    pub mod peer {
+        pub mod v1 {
+            tonic::include_proto!("rk.peer.v1");
+        }
+    }
+    pub mod store {
+        pub mod v1 {
+            tonic::include_proto!("rk.store.v1");
+        }
+    }
+    pub mod api {
+        pub mod v1 {
+            tonic::include_proto!("rk.api.v1");
+        }
+    }
+}
+
+pub use rk::api::v1 as resources;
+
+pub use rk::peer::v1 as peer;
+pub use rk::store::v1 as store;

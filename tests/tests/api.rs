@@ -1,0 +1,292 @@
+//! The Kubernetes API on a real 3-replica cluster, through a second real client (the
+//! `kube` crate) and raw HTTP for bad input.
+
+use anyhow::{Context, Result, ensure};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use rk_tests::{Cluster, ClusterOptions};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn cm(name: &str, value: &str) -> ConfigMap {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "labels": {"app": "demo"}},
+        "data": {"v": value},
+    }))
+    .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_client_lists_watches_patches_and_sees_writes_from_every_replica() -> Result<()> {
+    let cluster = Cluster::start(ClusterOptions::default()).await?;
+    let apis: Vec<Api<ConfigMap>> = {
+        let mut v = Vec::new();
+        for i in 0..3 {
+            v.push(Api::namespaced(cluster.kube_client(i).await?, "default"));
+        }
+        v
+    };
+    // A watch on replica 0 from now on.
+    let list = apis[0].list(&ListParams::default()).await?;
+    let rv = list.metadata.resource_version.clone().context("list has no resourceVersion")?;
+    let mut events = apis[0].watch(&WatchParams::default(), &rv).await?.boxed();
+
+    // Writes through replica 2 are visible on all replicas at once (linearizable reads).
+    for i in 0..20 {
+        apis[2].create(&PostParams::default(), &cm(&format!("c{i}"), "1")).await?;
+    }
+    for api in &apis {
+        let got = api.list(&ListParams::default().labels("app=demo")).await?;
+        ensure!(got.items.len() == 20, "a replica sees {} of 20", got.items.len());
+    }
+    // Patches: merge, then server-side apply, through replica 1.
+    apis[1].patch("c0", &PatchParams::default(), &Patch::Merge(json!({"data": {"v": "merged"}}))).await?;
+    let apply = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1"}, "data": {"v": "applied", "w": "x"}});
+    // c1's value belongs to its creator: applying another value is a conflict…
+    let conflict = apis[1].patch("c1", &PatchParams::apply("tester"), &Patch::Apply(&apply)).await;
+    ensure!(matches!(&conflict, Err(kube::Error::Api(s)) if s.code == 409), "{conflict:?}");
+    // …unless the applier forces it.
+    let applied = apis[1].patch("c1", &PatchParams::apply("tester").force(), &Patch::Apply(&apply)).await?;
+    ensure!(applied.data.as_ref().and_then(|d| d.get("w")).map(String::as_str) == Some("x"));
+    let managers: Vec<String> =
+        applied.metadata.managed_fields.unwrap_or_default().into_iter().filter_map(|m| m.manager).collect();
+    ensure!(managers.contains(&"tester".to_string()), "managedFields: {managers:?}");
+
+    // The watch saw every change once, in order: 20 adds and 2 modifications.
+    let mut seen = Vec::new();
+    while seen.len() < 22 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), events.try_next()).await?.context("watch ended")?;
+        match ev {
+            Some(WatchEvent::Added(o)) | Some(WatchEvent::Modified(o)) => {
+                let rv: i64 = o.metadata.resource_version.as_deref().unwrap_or("0").parse()?;
+                seen.push(rv);
+            }
+            Some(WatchEvent::Bookmark(_)) => {}
+            other => anyhow::bail!("unexpected watch event {other:?}"),
+        }
+    }
+    ensure!(seen.windows(2).all(|w| w[0] < w[1]), "events out of order: {seen:?}");
+
+    // The watcher runtime (what controllers use) also works: list + watch.
+    let stream = kube::runtime::watcher(apis[0].clone(), kube::runtime::watcher::Config::default());
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.boxed().try_next()).await??;
+    ensure!(first.is_some());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_with_one_resource_version_one_wins_the_rest_conflict() -> Result<()> {
+    let cluster = Cluster::start(ClusterOptions::default()).await?;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.kube_client(0).await?, "default");
+    let created = api.create(&PostParams::default(), &cm("race", "0")).await?;
+    let mut tasks = Vec::new();
+    for i in 0..9 {
+        let mut obj = created.clone();
+        obj.data = Some(BTreeMap::from([("v".to_string(), format!("writer-{i}"))]));
+        let api: Api<ConfigMap> = Api::namespaced(cluster.kube_client(i % 3).await?, "default");
+        tasks.push(tokio::spawn(async move { api.replace("race", &PostParams::default(), &obj).await }));
+    }
+    let (mut won, mut conflicts) = (0, 0);
+    for t in tasks {
+        match t.await? {
+            Ok(_) => won += 1,
+            Err(kube::Error::Api(s)) if s.code == 409 => conflicts += 1,
+            Err(e) => anyhow::bail!("unexpected error: {e}"),
+        }
+    }
+    ensure!((won, conflicts) == (1, 8), "won {won}, conflicts {conflicts}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_4xx_status_never_a_500() -> Result<()> {
+    let cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
+    let base = cluster.api_url(0);
+    let http = HttpClient::new();
+    let cms = format!("{base}/api/v1/namespaces/default/configmaps");
+    // (what, url, content type, body, expected code, message fragment)
+    type Case<'a> = (&'a str, String, &'a str, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        ("malformed JSON", cms.clone(), "application/json", b"{\"kind\": ".to_vec(), 400, "not valid JSON"),
+        ("malformed YAML", cms.clone(), "application/yaml", b"kind: [unclosed".to_vec(), 400, "not valid YAML"),
+        (
+            "wrong apiVersion",
+            cms.clone(),
+            "application/json",
+            br#"{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"a"}}"#.to_vec(),
+            400,
+            "does not match the expected API version",
+        ),
+        (
+            "wrong kind",
+            cms.clone(),
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"a"}}"#.to_vec(),
+            400,
+            "does not match the expected kind",
+        ),
+        (
+            "invalid name",
+            cms.clone(),
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"Not_OK"}}"#.to_vec(),
+            422,
+            "metadata.name: Invalid value",
+        ),
+        (
+            "missing name",
+            cms.clone(),
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#.to_vec(),
+            422,
+            "name or generateName is required",
+        ),
+        (
+            "wrong field type",
+            cms.clone(),
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"k":5}}"#.to_vec(),
+            400,
+            "cannot unmarshal",
+        ),
+        (
+            "unknown field, strict",
+            format!("{cms}?fieldValidation=Strict"),
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"dta":{}}"#.to_vec(),
+            400,
+            "unknown field \"dta\"",
+        ),
+        ("oversized body", cms.clone(), "application/json", vec![b' '; 4 * 1024 * 1024], 413, "too large"),
+        ("unknown content type", cms.clone(), "image/png", b"x".to_vec(), 415, "unknown format"),
+        (
+            "garbage protobuf",
+            cms.clone(),
+            "application/vnd.kubernetes.protobuf",
+            b"k8s\0\xff\xff\xff".to_vec(),
+            400,
+            "protobuf",
+        ),
+        (
+            "missing namespace",
+            format!("{base}/api/v1/namespaces/nope/configmaps"),
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}"#.to_vec(),
+            404,
+            "namespaces \"nope\" not found",
+        ),
+        ("bad label selector", format!("{cms}?labelSelector=a%20in%20(b"), "", vec![], 400, ""),
+        (
+            "unknown resource",
+            format!("{base}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"),
+            "",
+            vec![],
+            404,
+            "the server could not find the requested resource",
+        ),
+        (
+            "bad json patch",
+            format!("{cms}/nothing"),
+            "application/json-patch+json",
+            b"[{\"op\":\"frob\"}]".to_vec(),
+            404,
+            "not found",
+        ),
+    ];
+    for (what, url, ct, body, code, needle) in cases {
+        let (status, text) = if body.is_empty() && ct.is_empty() {
+            http.get(&url).await?
+        } else if ct.contains("patch") {
+            http.send("PATCH", &url, ct, body).await?
+        } else {
+            http.send("POST", &url, ct, body).await?
+        };
+        ensure!(status == code, "{what}: expected {code}, got {status}: {text}");
+        let status_obj: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{what}: not a Status: {text}"))?;
+        ensure!(status_obj["kind"] == "Status" && status_obj["code"] == code, "{what}: {text}");
+        let message = status_obj["message"].as_str().unwrap_or("");
+        ensure!(message.contains(needle), "{what}: message lacks {needle:?}: {text}");
+    }
+    // A JSON patch that cannot apply to an existing object is a 4xx too.
+    http.send(
+        "POST",
+        &cms,
+        "application/json",
+        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"p"}}"#.to_vec(),
+    )
+    .await?;
+    let (status, text) = http
+        .send(
+            "PATCH",
+            &format!("{cms}/p"),
+            "application/json-patch+json",
+            br#"[{"op":"replace","path":"/nope/x","value":1}]"#.to_vec(),
+        )
+        .await?;
+    ensure!((400..500).contains(&status), "{status}: {text}");
+    // The server still works.
+    let (status, _) = http.get(&format!("{cms}/p")).await?;
+    ensure!(status == 200);
+    // A path nobody serves is kube-apiserver's plain 404, not a gRPC answer; the
+    // discovery roots answer with a trailing slash too (the Python client asks so).
+    let (status, text) = http.get(&format!("{base}/no/such/path")).await?;
+    ensure!(status == 404 && text.contains("404 page not found"), "{status}: {text}");
+    for path in ["/version/", "/api/", "/apis/"] {
+        let (status, text) = http.get(&format!("{base}{path}")).await?;
+        ensure!(status == 200 && text.starts_with('{'), "{path}: {status}: {text}");
+    }
+    // Deleting a ConfigMap answers with a Success Status naming it (a pod would come
+    // back as itself).
+    let (status, text) = http.send("DELETE", &format!("{cms}/p"), "", Vec::new()).await?;
+    let answer: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))?;
+    ensure!(status == 200 && answer["kind"] == "Status" && answer["status"] == "Success", "{status}: {text}");
+    ensure!(answer["details"]["name"] == "p" && answer["details"]["kind"] == "configmaps", "{text}");
+    ensure!(answer["details"]["uid"].as_str().is_some_and(|u| !u.is_empty()), "{text}");
+    Ok(())
+}
+
+/// A tiny HTTP/1.1 client for sending exactly the bytes a test wants.
+struct HttpClient;
+
+impl HttpClient {
+    fn new() -> Self {
+        Self
+    }
+
+    async fn get(&self, url: &str) -> Result<(u16, String)> {
+        self.send("GET", url, "", Vec::new()).await
+    }
+
+    async fn send(&self, method: &str, url: &str, content_type: &str, body: Vec<u8>) -> Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rest = url.strip_prefix("http://").context("http URL")?;
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let mut stream = tokio::net::TcpStream::connect(host).await?;
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if !content_type.is_empty() {
+            head.push_str(&format!("Content-Type: {content_type}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await?;
+        // The server may answer (413) before the whole body is read.
+        let _ = stream.write_all(&body).await;
+        let mut buf = Vec::new();
+        let _ = stream.read_to_end(&mut buf).await;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status: u16 = text.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        // Undo chunked encoding, if any: take the JSON object in the body.
+        let body = match (body.find('{'), body.rfind('}')) {
+            (Some(a), Some(b)) if a < b => body[a..=b].to_string(),
+            _ => body,
+        };
+        Ok((status, body))
+    }
+}

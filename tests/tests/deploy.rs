@@ -1,0 +1,198 @@
+//! The Compose deployment in `deploy/`: the image built by `deploy/build-image.sh`
+//! from this build's binaries, `deploy/compose.yml` brought up as its own project
+//! (three replicas and three nodes, each a container with its own address), a
+//! Deployment spread over the nodes, then a replica container and a node container
+//! killed like machines: the API keeps answering and the lost node's pods come back
+//! elsewhere. Everything the test creates (containers, network, volumes, image) is
+//! removed at the end, pass or fail.
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams, PostParams};
+use rk_tests::wait_for;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `docker compose` (the plugin) if the CLI has it, else Debian's `docker-compose`.
+fn compose_program() -> Vec<String> {
+    let plugin = Command::new("docker").args(["compose", "version"]).output().is_ok_and(|o| o.status.success());
+    if plugin { vec!["docker".into(), "compose".into()] } else { vec!["docker-compose".into()] }
+}
+
+/// One Compose project of `deploy/compose.yml`, torn down (with its volumes and the
+/// image) when dropped.
+struct Project {
+    name: String,
+    image: String,
+    program: Vec<String>,
+}
+
+impl Project {
+    fn compose(&self, args: &[&str]) -> Result<Output> {
+        let file = repo().join("deploy/compose.yml");
+        let out = Command::new(&self.program[0])
+            .args(&self.program[1..])
+            .arg("-p")
+            .arg(&self.name)
+            .arg("-f")
+            .arg(&file)
+            .args(args)
+            .env("RK_IMAGE", &self.image)
+            .env("RK_API_PORT_1", "0")
+            .env("RK_API_PORT_2", "0")
+            .env("RK_API_PORT_3", "0")
+            .output()
+            .with_context(|| format!("run {}", self.program.join(" ")))?;
+        Ok(out)
+    }
+
+    fn compose_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.compose(args)?;
+        ensure!(
+            out.status.success(),
+            "compose {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The host address a replica's client port is published on.
+    fn api_url(&self, service: &str) -> Result<String> {
+        let port = self.compose_ok(&["port", service, "2379"])?;
+        let addr = port.trim();
+        ensure!(!addr.is_empty(), "{service} publishes no client port");
+        Ok(format!("http://{addr}"))
+    }
+
+    fn container(&self, service: &str) -> Result<String> {
+        let id = self.compose_ok(&["ps", "-q", service])?;
+        Ok(id.trim().to_string())
+    }
+
+    fn logs(&self) -> String {
+        self.compose(&["logs", "--no-color", "--tail", "30"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.compose(&["down", "-v", "--remove-orphans", "-t", "1"]);
+        let _ = Command::new("docker").args(["image", "rm", "-f", &self.image]).output();
+    }
+}
+
+async fn client(url: &str) -> Result<kube::Client> {
+    let config = kube::Config::new(url.parse()?);
+    Ok(kube::Client::try_from(config)?)
+}
+
+fn running_on(p: &Pod) -> Option<String> {
+    let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+    let live = p.metadata.deletion_timestamp.is_none();
+    (running && live).then(|| p.spec.as_ref().and_then(|s| s.node_name.clone())).flatten()
+}
+
+/// Nodes of the Running pods of app=sleeper that are not being deleted.
+async fn sleeper_nodes(pods: &Api<Pod>) -> Option<Vec<String>> {
+    let list = pods.list(&ListParams::default().labels("app=sleeper")).await.ok()?;
+    let mut nodes: Vec<String> = list.items.iter().filter_map(running_on).collect();
+    nodes.sort();
+    Some(nodes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_cluster_survives_losing_a_replica_and_a_node() -> Result<()> {
+    let project = Project {
+        name: format!("rktest{}", std::process::id()),
+        image: format!("rk-test-deploy:{}", std::process::id()),
+        program: compose_program(),
+    };
+    let busybox = rk_tests::images::busybox_binary()?;
+    let built = Command::new(repo().join("deploy/build-image.sh"))
+        .arg("--bin-dir")
+        .arg(rk_tests::bin_dir())
+        .arg("--tag")
+        .arg(&project.image)
+        .arg("--busybox")
+        .arg(&busybox)
+        .output()?;
+    ensure!(built.status.success(), "build-image.sh failed: {}", String::from_utf8_lossy(&built.stderr));
+    project.compose_ok(&["up", "-d"])?;
+    let result = scenario(&project).await;
+    if result.is_err() {
+        eprintln!("compose logs:\n{}", project.logs());
+    }
+    result
+}
+
+async fn scenario(project: &Project) -> Result<()> {
+    let first = client(&project.api_url("server-1")?).await?;
+    let nodes: Api<Node> = Api::all(first.clone());
+    wait_for("three Ready nodes", Duration::from_secs(60), || async {
+        let list = nodes.list(&ListParams::default()).await.ok()?;
+        (list.items.iter().filter(|n| rk_tests::node_ready(n)).count() == 3).then_some(())
+    })
+    .await?;
+
+    // Three pods; the scheduler spreads them over the nodes.
+    let deployments: Api<Deployment> = Api::namespaced(first.clone(), "default");
+    let sleeper: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "sleeper"},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "sleeper"}},
+            "template": {
+                "metadata": {"labels": {"app": "sleeper"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "sleep", "image": "busybox", "command": ["sleep", "3600"]}],
+                },
+            },
+        },
+    }))?;
+    deployments.create(&PostParams::default(), &sleeper).await?;
+    let pods: Api<Pod> = Api::namespaced(first.clone(), "default");
+    wait_for("three sleeper pods Running", Duration::from_secs(60), || async {
+        sleeper_nodes(&pods).await.filter(|n| n.len() == 3)
+    })
+    .await?;
+
+    // A replica dies like a machine: the API answers through the others.
+    let server_1 = project.container("server-1")?;
+    let killed = Command::new("docker").args(["kill", &server_1]).output()?;
+    ensure!(killed.status.success(), "docker kill server-1: {}", String::from_utf8_lossy(&killed.stderr));
+    let second = client(&project.api_url("server-2")?).await?;
+    let pods: Api<Pod> = Api::namespaced(second.clone(), "default");
+    let nodes: Api<Node> = Api::all(second.clone());
+    wait_for("the API through server-2 after server-1 died", Duration::from_secs(30), || async {
+        nodes.list(&ListParams::default()).await.ok().map(|_| ())
+    })
+    .await?;
+
+    // A node dies like a machine: its pod is replaced on the nodes left.
+    let before = sleeper_nodes(&pods).await.context("list pods")?;
+    let victim = before.first().cloned().context("no pod to lose")?;
+    let victim_container = project.container(&victim)?;
+    let killed = Command::new("docker").args(["kill", &victim_container]).output()?;
+    ensure!(killed.status.success(), "docker kill {victim}: {}", String::from_utf8_lossy(&killed.stderr));
+    let lost_at = Instant::now();
+    let after = wait_for("three sleeper pods Running off the lost node", Duration::from_secs(90), || async {
+        let list = pods.list(&ListParams::default().labels("app=sleeper")).await.ok()?;
+        let elsewhere: Vec<String> = list.items.iter().filter_map(running_on).filter(|n| *n != victim).collect();
+        (elsewhere.len() == 3).then_some(elsewhere)
+    })
+    .await?;
+    eprintln!("node {victim} lost: its pod replaced in {:?} (now on {after:?})", lost_at.elapsed());
+    Ok(())
+}

@@ -1,0 +1,408 @@
+//! Pods end to end on real node agents: the process runtime (host processes) and the
+//! docker runtime (containers of a locally built busybox image), through the API and
+//! the real kubectl: env and files from ConfigMaps and Secrets, logs (-f), exec, top,
+//! crash loops, liveness and readiness probes, graceful deletion, agent restarts, and
+//! pod specs a runtime cannot honour.
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod, Secret};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use rk_tests::kubectl::Kubectl;
+use rk_tests::{Cluster, ClusterOptions, wait_for};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn from_json<T: for<'de> k8s_openapi::serde::Deserialize<'de>>(v: Value) -> Result<T> {
+    Ok(serde_json::from_value(v)?)
+}
+
+/// A one-replica cluster with one node agent of `runtime`, Ready.
+async fn cluster_with_node(runtime: &str) -> Result<(Cluster, kube::Client)> {
+    let mut cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
+    cluster.start_agent(runtime, &[])?;
+    let c = cluster.kube_client(0).await?;
+    let nodes: Api<Node> = Api::all(c.clone());
+    rk_tests::wait_nodes_ready(&nodes, 1).await?;
+    Ok((cluster, c))
+}
+
+fn ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn phase(p: &Pod) -> String {
+    p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default()
+}
+
+/// The first container's status.
+fn container(p: &Pod) -> Option<&k8s_openapi::api::core::v1::ContainerStatus> {
+    p.status.as_ref()?.container_statuses.as_ref()?.first()
+}
+
+async fn wait_pod<T>(
+    pods: &Api<Pod>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&Pod) -> Option<T>,
+) -> Result<T> {
+    let last = std::sync::Mutex::new(None);
+    let got = wait_for(&format!("pod {name}: {what}"), timeout, || async {
+        let p = pods.get(name).await.ok()?;
+        let r = check(&p);
+        if let Ok(mut l) = last.lock() {
+            *l = p.status.clone();
+        }
+        r
+    })
+    .await;
+    let last = last.lock().ok().and_then(|l| serde_json::to_string(&*l).ok()).unwrap_or_default();
+    got.with_context(|| format!("last status of {name}: {last}"))
+}
+
+async fn events_for(c: &kube::Client, name: &str) -> Result<Vec<Event>> {
+    let events: Api<Event> = Api::namespaced(c.clone(), "default");
+    let list = events.list(&ListParams::default().fields(&format!("involvedObject.name={name}"))).await?;
+    Ok(list.items)
+}
+
+/// Process runtime: env from a ConfigMap and a Secret, a ConfigMap volume, logs and
+/// `logs -f`, exec with exit codes, top — through the real kubectl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_pod_env_files_logs_exec_top() -> Result<()> {
+    let (cluster, c) = cluster_with_node("process").await?;
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    cms.create(
+        &PostParams::default(),
+        &from_json(json!({"metadata": {"name": "cfg"}, "data": {"greeting": "hello"}}))?,
+    )
+    .await?;
+    secrets
+        .create(
+            &PostParams::default(),
+            &from_json(json!({"metadata": {"name": "sec"}, "stringData": {"token": "s3cret"}}))?,
+        )
+        .await?;
+    let pod = json!({
+        "metadata": {"name": "app"},
+        "spec": {
+            "containers": [{
+                "name": "main", "image": "busybox",
+                "command": ["sh", "-c", "echo env=$GREETING/$TOKEN; echo file=$(cat $RK_ROOT/etc/cfg/greeting); \
+                            i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"],
+                "env": [
+                    {"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "greeting"}}},
+                    {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "token"}}},
+                ],
+                "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}],
+            }],
+            "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}],
+        },
+    });
+    pods.create(&PostParams::default(), &from_json(pod)?).await?;
+    wait_pod(&pods, "app", "Ready", Duration::from_secs(30), |p| ready(p).then_some(())).await?;
+
+    let k = Kubectl::new(32, cluster.kubeconfig(0)?)?;
+    let logs = wait_for("the pod's first lines", Duration::from_secs(10), || async {
+        let out = k.ok(&["logs", "app"]).await.ok()?;
+        out.contains("tick 1").then_some(out)
+    })
+    .await?;
+    ensure!(logs.contains("env=hello/s3cret") && logs.contains("file=hello"), "{logs}");
+
+    // logs -f keeps streaming new lines.
+    let (mut follow, mut lines) = k.spawn(&["logs", "-f", "--tail=1", "app"])?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let line = tokio::time::timeout_at(deadline.into(), lines.next_line()).await.context("logs -f stalled")??;
+        seen.push(line.with_context(|| format!("logs -f ended early after {seen:?}"))?);
+    }
+    let _ = follow.kill().await;
+    ensure!(seen.iter().all(|l| l.starts_with("tick ")), "logs -f streamed {seen:?}");
+
+    // exec: output and the exit code come back.
+    let out = k.ok(&["exec", "app", "--", "sh", "-c", "echo in-pod $GREETING"]).await?;
+    ensure!(out.trim() == "in-pod hello", "exec said {out:?}");
+    let failed = k.run(&["exec", "app", "--", "sh", "-c", "exit 3"], None).await?;
+    ensure!(failed.code == 3, "exec exit code {:?}: {}", failed.code, failed.stderr);
+
+    // top: the agent's measurements reach kubectl through metrics.k8s.io.
+    let top = wait_for("kubectl top pods", Duration::from_secs(30), || async {
+        let out = k.ok(&["top", "pods"]).await.ok()?;
+        out.contains("app").then_some(out)
+    })
+    .await?;
+    ensure!(top.contains("CPU(cores)") && top.contains("MEMORY(bytes)"), "{top}");
+    Ok(())
+}
+
+/// Crash loops back off, a failing liveness probe restarts, a failing readiness
+/// probe keeps the pod out of Ready, deletion honours the grace period, and a
+/// command that cannot run is a clear status and event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_pod_restarts_probes_and_grace() -> Result<()> {
+    let (mut cluster, c) = cluster_with_node("process").await?;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let dir = tempfile::tempdir()?;
+    let flag = |name: &str| dir.path().join(name).display().to_string();
+    let sh = |name: &str, script: &str, extra: Value| -> Result<Pod> {
+        let mut container = json!({"name": "main", "image": "busybox", "command": ["sh", "-c", script]});
+        if let (Some(c), Some(e)) = (container.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        from_json(
+            json!({"metadata": {"name": name}, "spec": {"containers": [container], "terminationGracePeriodSeconds": 3}}),
+        )
+    };
+    let pp = PostParams::default();
+    pods.create(&pp, &sh("crash", "echo boom; exit 3", json!({}))?).await?;
+    std::fs::write(flag("alive"), "")?;
+    let live_probe = json!({"livenessProbe": {
+        "exec": {"command": ["test", "-f", flag("alive")]}, "periodSeconds": 1, "failureThreshold": 2}});
+    pods.create(&pp, &sh("liveness", "while true; do sleep 0.1; done", live_probe)?).await?;
+    let ready_probe =
+        json!({"readinessProbe": {"exec": {"command": ["test", "-f", flag("ready")]}, "periodSeconds": 1}});
+    pods.create(&pp, &sh("readiness", "while true; do sleep 0.1; done", ready_probe)?).await?;
+    pods.create(&pp, &sh("stubborn", "trap '' TERM; while true; do sleep 0.1; done", json!({}))?).await?;
+    pods.create(&pp, &sh("polite", "trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done", json!({}))?).await?;
+    let missing = json!({"metadata": {"name": "missing"}, "spec": {"containers": [
+        {"name": "main", "image": "busybox", "command": ["/nonexistent/bin/app"]}]}});
+    pods.create(&pp, &from_json(missing)?).await?;
+
+    // The crash loop: restarts, backs off, keeps the last exit code.
+    wait_pod(&pods, "crash", "CrashLoopBackOff", Duration::from_secs(60), |p| {
+        let s = container(p)?;
+        let waiting = s.state.as_ref()?.waiting.as_ref()?.reason.as_deref() == Some("CrashLoopBackOff");
+        let last = s.last_state.as_ref()?.terminated.as_ref()?.exit_code == 3;
+        (waiting && last && s.restart_count >= 1).then_some(())
+    })
+    .await?;
+
+    // Readiness: running but not Ready until the probe passes.
+    wait_pod(&pods, "readiness", "Running", Duration::from_secs(30), |p| (phase(p) == "Running").then_some(())).await?;
+    let p = pods.get("readiness").await?;
+    ensure!(!ready(&p), "Ready before its probe passed");
+    std::fs::write(flag("ready"), "")?;
+    wait_pod(&pods, "readiness", "Ready", Duration::from_secs(30), |p| ready(p).then_some(())).await?;
+    std::fs::remove_file(flag("ready"))?;
+    wait_pod(&pods, "readiness", "not Ready again", Duration::from_secs(30), |p| (!ready(p)).then_some(())).await?;
+
+    // Liveness: healthy, then failing → killed and restarted.
+    wait_pod(&pods, "liveness", "Ready", Duration::from_secs(30), |p| ready(p).then_some(())).await?;
+    std::fs::remove_file(flag("alive"))?;
+    wait_pod(&pods, "liveness", "restarted", Duration::from_secs(30), |p| {
+        (container(p)?.restart_count >= 1).then_some(())
+    })
+    .await?;
+    let events = events_for(&c, "liveness").await?;
+    ensure!(
+        events.iter().any(|e| e.reason.as_deref() == Some("Unhealthy")),
+        "no Unhealthy event: {:?}",
+        events.iter().map(|e| e.reason.clone()).collect::<Vec<_>>()
+    );
+
+    // A command that does not exist: a clear waiting reason and a Failed event.
+    let why = wait_pod(&pods, "missing", "a start error", Duration::from_secs(30), |p| {
+        let w = container(p)?.state.as_ref()?.waiting.as_ref()?;
+        let msg = format!("{} {}", w.reason.clone().unwrap_or_default(), w.message.clone().unwrap_or_default());
+        msg.contains("/nonexistent/bin/app").then_some(msg)
+    })
+    .await?;
+    ensure!(why.contains("Error") || why.contains("BackOff"), "{why}");
+    let events = events_for(&c, "missing").await?;
+    ensure!(events.iter().any(|e| e.reason.as_deref() == Some("Failed")), "no Failed event for missing");
+
+    // Graceful deletion: the polite pod exits on SIGTERM at once; the stubborn one
+    // ignores it and is killed when its 3 s run out, not before.
+    for name in ["polite", "stubborn"] {
+        wait_pod(&pods, name, "Running", Duration::from_secs(30), |p| (phase(p) == "Running").then_some(())).await?;
+    }
+    let t0 = Instant::now();
+    pods.delete("polite", &DeleteParams::default()).await?;
+    pods.delete("stubborn", &DeleteParams::default()).await?;
+    wait_for("polite gone", Duration::from_secs(10), || async {
+        pods.get_opt("polite").await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    let polite_gone = t0.elapsed();
+    wait_for("stubborn gone", Duration::from_secs(20), || async {
+        pods.get_opt("stubborn").await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    let stubborn_gone = t0.elapsed();
+    ensure!(
+        stubborn_gone >= Duration::from_millis(2900),
+        "stubborn pod gone after {stubborn_gone:?}, before its grace"
+    );
+    ensure!(polite_gone < stubborn_gone, "polite {polite_gone:?} vs stubborn {stubborn_gone:?}");
+    ensure!(cluster.agents[0].is_running(), "the agent died:\n{}", cluster.agents[0].log());
+    Ok(())
+}
+
+/// Killing the agent leaves its pods running; a restarted agent adopts them (same
+/// container, no restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_agent_restart_adopts_running_pods() -> Result<()> {
+    let (mut cluster, c) = cluster_with_node("process").await?;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    // A marker in the command line finds the process on the host.
+    let marker = format!("rk-adopt-{}", std::process::id());
+    let pod = json!({"metadata": {"name": "keep"}, "spec": {"containers": [
+        {"name": "main", "image": "busybox", "command": ["sh", "-c", "while true; do sleep 0.1; done", &marker]}]}});
+    pods.create(&PostParams::default(), &from_json(pod)?).await?;
+    let id = wait_pod(&pods, "keep", "Ready", Duration::from_secs(30), |p| {
+        ready(p).then(|| container(p).and_then(|s| s.container_id.clone())).flatten()
+    })
+    .await?;
+    let pid = pid_with(&marker).context("the pod's process is not running")?;
+
+    // The agent dies: the pod's process does not.
+    cluster.agents[0].kill();
+    ensure!(pid_with(&marker) == Some(pid), "the pod's process died with the agent");
+    cluster.restart_agent(0)?;
+    // The new agent keeps the same container, without a restart…
+    let after = wait_pod(&pods, "keep", "Ready under the new agent", Duration::from_secs(30), |p| {
+        let s = container(p)?;
+        (ready(p) && s.container_id.as_deref() == Some(&id)).then_some(s.restart_count)
+    })
+    .await?;
+    ensure!(after == 0, "the pod restarted {after} times across an agent restart");
+    ensure!(pid_with(&marker) == Some(pid), "the pod's process was replaced");
+    // …and owns it: deleting the pod stops the process the old agent started.
+    pods.delete("keep", &DeleteParams::default()).await?;
+    wait_for("keep gone", Duration::from_secs(20), || async {
+        pods.get_opt("keep").await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    wait_for("the adopted process stopped", Duration::from_secs(10), || async {
+        pid_with(&marker).is_none().then_some(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// The pid of the process whose command line contains `marker`.
+fn pid_with(marker: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let zombie = std::fs::read_to_string(e.path().join("stat")).ok()?.contains(") Z ");
+        (!zombie && String::from_utf8_lossy(&cmdline).contains(marker)).then_some(pid)
+    })
+}
+
+/// GET / over plain HTTP/1.0; the body.
+async fn http_get(addr: &str) -> Result<String> {
+    let mut s = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await??;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n").await?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await??;
+    let text = String::from_utf8_lossy(&out).to_string();
+    ensure!(text.starts_with("HTTP/1.") && text.contains(" 200 "), "{text}");
+    Ok(text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
+}
+
+/// Docker runtime: a Deployment of busybox httpd serving a page from a ConfigMap
+/// answers on every pod IP; exec, logs, crash loop and a missing image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_deployment_serves_on_pod_ips() -> Result<()> {
+    let image = tokio::task::spawn_blocking(rk_tests::images::ensure_busybox_image).await??;
+    let (cluster, c) = cluster_with_node("docker").await?;
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    let deploys: Api<Deployment> = Api::namespaced(c.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    cms.create(
+        &PostParams::default(),
+        &from_json(json!({"metadata": {"name": "page"}, "data": {"index.html": "hello from rk"}}))?,
+    )
+    .await?;
+    let deploy = json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    // httpd is PID 1 and ignores SIGTERM (no handler), as in Kubernetes:
+                    // a short grace keeps the test short.
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{
+                        "name": "httpd", "image": image, "imagePullPolicy": "Never",
+                        "command": ["httpd", "-f", "-v", "-p", "8080", "-h", "/www"],
+                        "ports": [{"containerPort": 8080}],
+                        "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+                        "volumeMounts": [{"name": "page", "mountPath": "/www"}],
+                    }],
+                    "volumes": [{"name": "page", "configMap": {"name": "page"}}],
+                },
+            },
+        },
+    });
+    deploys.create(&PostParams::default(), &from_json(deploy)?).await?;
+    let ips = wait_for("two ready web pods with IPs", Duration::from_secs(60), || async {
+        let list = pods.list(&ListParams::default().labels("app=web")).await.ok()?;
+        let ips: Vec<String> =
+            list.items.iter().filter(|p| ready(p)).filter_map(|p| p.status.as_ref()?.pod_ip.clone()).collect();
+        (ips.len() == 2).then_some(ips)
+    })
+    .await?;
+    for ip in &ips {
+        let body = http_get(&format!("{ip}:8080")).await?;
+        ensure!(body.contains("hello from rk"), "{ip} served {body:?}");
+    }
+
+    let k = Kubectl::new(32, cluster.kubeconfig(0)?)?;
+    let list = pods.list(&ListParams::default().labels("app=web")).await?;
+    let name = list.items[0].metadata.name.clone().context("pod without a name")?;
+    let out = k.ok(&["exec", &name, "--", "cat", "/www/index.html"]).await?;
+    ensure!(out.contains("hello from rk"), "{out}");
+    let failed = k.run(&["exec", &name, "--", "sh", "-c", "exit 7"], None).await?;
+    ensure!(failed.code == 7, "exec exit code {:?}", failed.code);
+    let logs = k.ok(&["logs", &name]).await?;
+    ensure!(logs.contains("GET /") || logs.contains("response:200"), "httpd -v logged nothing: {logs:?}");
+
+    // A crashing container and an image that is not there.
+    let crash = json!({"metadata": {"name": "crash"}, "spec": {"containers": [
+        {"name": "main", "image": image, "imagePullPolicy": "Never", "command": ["sh", "-c", "exit 4"]}]}});
+    pods.create(&PostParams::default(), &from_json(crash)?).await?;
+    let absent = json!({"metadata": {"name": "absent"}, "spec": {"containers": [
+        {"name": "main", "image": "rk-test-no-such-image:0", "imagePullPolicy": "Never"}]}});
+    pods.create(&PostParams::default(), &from_json(absent)?).await?;
+    wait_pod(&pods, "crash", "CrashLoopBackOff", Duration::from_secs(60), |p| {
+        let s = container(p)?;
+        let waiting = s.state.as_ref()?.waiting.as_ref()?.reason.as_deref() == Some("CrashLoopBackOff");
+        (waiting && s.last_state.as_ref()?.terminated.as_ref()?.exit_code == 4).then_some(())
+    })
+    .await?;
+    let reason = wait_pod(&pods, "absent", "an image error", Duration::from_secs(30), |p| {
+        container(p)?.state.as_ref()?.waiting.as_ref()?.reason.clone()
+    })
+    .await?;
+    ensure!(reason == "ErrImageNeverPull" || reason.contains("Image"), "waiting reason {reason}");
+
+    // Delete: the containers go.
+    deploys.delete("web", &DeleteParams::default()).await?;
+    for name in ["crash", "absent"] {
+        pods.delete(name, &DeleteParams::default()).await?;
+    }
+    let node = cluster.agents[0].name.clone();
+    wait_for("no containers left on the node", Duration::from_secs(60), || async {
+        let out = tokio::process::Command::new("docker")
+            .args(["ps", "-aq", "--filter", &format!("label=io.rk.node={node}")])
+            .output()
+            .await
+            .ok()?;
+        out.stdout.iter().all(u8::is_ascii_whitespace).then_some(())
+    })
+    .await?;
+    Ok(())
+}
