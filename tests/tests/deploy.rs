@@ -96,18 +96,20 @@ async fn client(url: &str) -> Result<kube::Client> {
     Ok(kube::Client::try_from(config)?)
 }
 
-fn running_on(p: &Pod) -> Option<String> {
+/// The node and uid of a Running pod that is not being deleted.
+fn running_on(p: &Pod) -> Option<(String, String)> {
     let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
     let live = p.metadata.deletion_timestamp.is_none();
-    (running && live).then(|| p.spec.as_ref().and_then(|s| s.node_name.clone())).flatten()
+    let node = p.spec.as_ref().and_then(|s| s.node_name.clone())?;
+    (running && live).then(|| (node, p.metadata.uid.clone().unwrap_or_default()))
 }
 
-/// Nodes of the Running pods of app=sleeper that are not being deleted.
-async fn sleeper_nodes(pods: &Api<Pod>) -> Option<Vec<String>> {
+/// Node and uid of each Running pod of app=sleeper that is not being deleted, sorted.
+async fn sleepers(pods: &Api<Pod>) -> Option<Vec<(String, String)>> {
     let list = pods.list(&ListParams::default().labels("app=sleeper")).await.ok()?;
-    let mut nodes: Vec<String> = list.items.iter().filter_map(running_on).collect();
-    nodes.sort();
-    Some(nodes)
+    let mut found: Vec<(String, String)> = list.items.iter().filter_map(running_on).collect();
+    found.sort();
+    Some(found)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,36 +165,67 @@ async fn scenario(project: &Project) -> Result<()> {
     }))?;
     deployments.create(&PostParams::default(), &sleeper).await?;
     let pods: Api<Pod> = Api::namespaced(first.clone(), "default");
-    wait_for("three sleeper pods Running", Duration::from_secs(60), || async {
-        sleeper_nodes(&pods).await.filter(|n| n.len() == 3)
+    let running = wait_for("three sleeper pods Running", Duration::from_secs(60), || async {
+        sleepers(&pods).await.filter(|n| n.len() == 3)
     })
     .await?;
 
-    // A replica dies like a machine: the API answers through the others.
-    let server_1 = project.container("server-1")?;
-    let killed = Command::new("docker").args(["kill", &server_1]).output()?;
-    ensure!(killed.status.success(), "docker kill server-1: {}", String::from_utf8_lossy(&killed.stderr));
-    let second = client(&project.api_url("server-2")?).await?;
-    let pods: Api<Pod> = Api::namespaced(second.clone(), "default");
-    let nodes: Api<Node> = Api::all(second.clone());
-    wait_for("the API through server-2 after server-1 died", Duration::from_secs(30), || async {
-        nodes.list(&ListParams::default()).await.ok().map(|_| ())
+    // The leading replica dies like a machine: the API answers through the others, and the
+    // controllers move to a new leader, which must take over the running pods, not replace
+    // them (a new leader that acted on caches it had not filled yet once deleted them all).
+    let leader = wait_for("a leader among the replicas", Duration::from_secs(30), || async {
+        for service in ["server-1", "server-2", "server-3"] {
+            let addr = project.api_url(service).ok()?.trim_start_matches("http://").parse().ok()?;
+            let (_, metrics) = rk_tests::http_get(addr, "/metrics").await.ok()?;
+            if metrics.lines().any(|l| l.starts_with("rk_raft_is_leader") && l.ends_with(" 1")) {
+                return Some(service);
+            }
+        }
+        None
     })
     .await?;
+    let survivor = if leader == "server-1" { "server-2" } else { "server-1" };
+    let killed = Command::new("docker").args(["kill", &project.container(leader)?]).output()?;
+    ensure!(killed.status.success(), "docker kill {leader}: {}", String::from_utf8_lossy(&killed.stderr));
+    let other = client(&project.api_url(survivor)?).await?;
+    let pods: Api<Pod> = Api::namespaced(other.clone(), "default");
+    let nodes: Api<Node> = Api::all(other.clone());
+    wait_for("a write through a survivor after the leader died", Duration::from_secs(30), || async {
+        // A write needs the new leader, whose controllers then start.
+        let marker = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "failover-marker"}});
+        let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(other.clone(), "default");
+        let cm = serde_json::from_value(marker).ok()?;
+        match cms.create(&PostParams::default(), &cm).await {
+            Ok(_) => Some(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Some(()),
+            Err(_) => None,
+        }
+    })
+    .await?;
+    nodes.list(&ListParams::default()).await?;
+    let after_failover = wait_for("the sleeper pods seen through a survivor", Duration::from_secs(30), || async {
+        sleepers(&pods).await.filter(|n| n.len() == 3)
+    })
+    .await?;
+    ensure!(after_failover == running, "the pods changed over the failover: {running:?} became {after_failover:?}");
 
     // A node dies like a machine: its pod is replaced on the nodes left.
-    let before = sleeper_nodes(&pods).await.context("list pods")?;
-    let victim = before.first().cloned().context("no pod to lose")?;
+    let victim = running.first().map(|(node, _)| node.clone()).context("no pod to lose")?;
     let victim_container = project.container(&victim)?;
     let killed = Command::new("docker").args(["kill", &victim_container]).output()?;
     ensure!(killed.status.success(), "docker kill {victim}: {}", String::from_utf8_lossy(&killed.stderr));
     let lost_at = Instant::now();
     let after = wait_for("three sleeper pods Running off the lost node", Duration::from_secs(90), || async {
         let list = pods.list(&ListParams::default().labels("app=sleeper")).await.ok()?;
-        let elsewhere: Vec<String> = list.items.iter().filter_map(running_on).filter(|n| *n != victim).collect();
+        let elsewhere: Vec<(String, String)> =
+            list.items.iter().filter_map(running_on).filter(|(n, _)| *n != victim).collect();
         (elsewhere.len() == 3).then_some(elsewhere)
     })
     .await?;
     eprintln!("node {victim} lost: its pod replaced in {:?} (now on {after:?})", lost_at.elapsed());
+    // By now the new leader has run every controller many times: the pods on the nodes left
+    // are still the ones from before the failover.
+    let replaced: Vec<_> = running.iter().filter(|(node, _)| *node != victim).filter(|p| !after.contains(p)).collect();
+    ensure!(replaced.is_empty(), "pods on the surviving nodes were replaced: {replaced:?}; now {after:?}");
     Ok(())
 }

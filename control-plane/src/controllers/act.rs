@@ -275,24 +275,25 @@ pub struct NodeLifecycle {
 impl NodeLifecycle {
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         // Give nodes one grace period after a leader change to show their leases.
+        let since = now_secs();
         let mut interval = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
                 _ = interval.tick() => {}
                 _ = stop.changed() => return,
             }
-            if let Err(e) = self.once().await {
+            if let Err(e) = self.once(since).await {
                 tracing::debug!(error = %e, "node lifecycle pass failed");
             }
         }
     }
 
-    async fn once(&self) -> Result<(), ControllerError> {
+    async fn once(&self, since: i64) -> Result<(), ControllerError> {
         let nodes = self.nodes.snapshot();
         let leases: Vec<Lease> = self.leases.snapshot_namespace("kube-node-lease");
         let pods = self.pods.snapshot();
         let now = now_secs();
-        let plan = nodelifecycle::plan(&nodes, &leases, &pods, now, self.grace.as_secs() as i64);
+        let plan = nodelifecycle::plan_since(&nodes, &leases, &pods, now, self.grace.as_secs() as i64, since);
         let node_res = res("nodes")?;
         let pod_res = res("pods")?;
         let by_name: HashMap<String, &Node> =
@@ -375,6 +376,48 @@ pub struct GarbageCollector {
 }
 
 impl GarbageCollector {
+    /// The dependents (keys of `absent`) with an owner that the caches missed but the store still
+    /// holds. The plan comes from several caches, each at its own revision: a pod's cache may
+    /// show a pod whose ReplicaSet the other cache has not seen yet. Like Kubernetes'
+    /// `isDangling`, each owner is read live (once per pass) before anything is collected.
+    async fn owners_still_there(
+        &self,
+        absent: &[(gc::ObjectKey, Vec<gc::ObjectKey>)],
+    ) -> Result<HashSet<gc::ObjectKey>, ControllerError> {
+        let mut exists: HashMap<&gc::ObjectKey, bool> = HashMap::new();
+        let mut unsure = HashSet::new();
+        for (dependent, owners) in absent {
+            for owner in owners {
+                let there = match exists.get(owner) {
+                    Some(there) => *there,
+                    None => {
+                        let there = match registry::by_kind(&owner.api_version, &owner.kind) {
+                            // A kind rk does not serve cannot have an object.
+                            None => false,
+                            Some(r) => {
+                                match self.api.get(r, owner.namespace.as_deref(), &owner.name, Freshness::Latest).await
+                                {
+                                    Ok(stored) => {
+                                        let o = stored.object()?;
+                                        o.pointer("/metadata/uid").and_then(Value::as_str) == Some(&owner.uid)
+                                    }
+                                    Err(ApiError::NotFound { .. }) => false,
+                                    Err(e) => return Err(e.into()),
+                                }
+                            }
+                        };
+                        exists.insert(owner, there);
+                        there
+                    }
+                };
+                if there {
+                    unsure.insert(dependent.clone());
+                }
+            }
+        }
+        Ok(unsure)
+    }
+
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         loop {
             tokio::select! {
@@ -401,7 +444,15 @@ impl GarbageCollector {
         }
         let plan = gc::plan(&objects);
         let find = |k: &gc::ObjectKey| registry::by_kind(&k.api_version, &k.kind);
+        let unsure = self.owners_still_there(&plan.absent_owners).await?;
+        if !unsure.is_empty() {
+            // A cache lags the store; its watch event will wake another pass.
+            tracing::debug!(objects = unsure.len(), "garbage collection: owners missing from the cache still exist");
+        }
         for (key, prop) in &plan.delete {
+            if unsure.contains(key) {
+                continue;
+            }
             let Some(r) = find(key) else { continue };
             let opts = DeleteOptions {
                 propagation_policy: Some(
@@ -421,6 +472,9 @@ impl GarbageCollector {
             }
         }
         for (key, uids) in &plan.remove_owner_refs {
+            if unsure.contains(key) {
+                continue;
+            }
             let Some(r) = find(key) else { continue };
             let uids = uids.clone();
             update_with(
@@ -709,14 +763,12 @@ struct Pending {
     since: std::time::Instant,
 }
 
-/// How long to trust expectations before acting anyway (a missed event).
-/// Kubernetes waits 5 minutes, but these expectations are met by *seeing* the pod
-/// in the cache, so a pod created and deleted again before the controller looks is
-/// never seen, and a long timeout then stalls the owner (with 5 minutes a rollout
-/// test once stalled for over a minute, most likely for this). The price of 30 s:
-/// under heavy load a cache that trails the store by more than that leads to
-/// duplicates (BENCHMARKS.md, workloads). Counting the informer's add and delete
-/// events, as Kubernetes does, would remove both.
+/// How long to trust expectations before acting anyway (a missed event). These are met
+/// by *seeing* the object in the cache, so one created and deleted again before the
+/// controller looks is never seen; a long timeout would then stall the owner. The
+/// Deployment controller uses them for ReplicaSets, whose names are fixed by the template
+/// hash (creating one twice is a harmless AlreadyExists); pods, whose names are generated,
+/// use the event-counting [`PodExpectations`].
 const EXPECTATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Expectations {
@@ -747,8 +799,95 @@ impl Expectations {
     }
 }
 
-fn pod_seen(pods: &Mirror<Pod>, key: &str) -> bool {
-    pods.get(key).is_some_and(|p| p.metadata.deletion_timestamp.is_none())
+/// How long the ReplicaSet controller trusts its pod expectations before acting anyway
+/// (Kubernetes' `ExpectationsTimeout`): only a watch event that never comes holds it that long.
+const POD_EXPECTATION_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The ReplicaSet controller's expectations, as Kubernetes keeps them: the number of pod
+/// creations not yet observed, and the pods whose deletion is not yet observed. The pod
+/// informer's events settle them: an added pod settles one creation whatever became of it
+/// afterwards, so a pod created and deleted again before the controller looks cannot hold its
+/// ReplicaSet, and a cache that trails the store far behind holds it instead of letting it
+/// create twice. Every creation is expected before it is sent (its event may come before the
+/// answer), and one that fails is settled at once.
+#[derive(Default)]
+pub struct PodExpectations {
+    pending: Mutex<HashMap<Key, PodPending>>,
+}
+
+struct PodPending {
+    adds: i64,
+    deletes: HashSet<Key>,
+    since: std::time::Instant,
+}
+
+impl PodExpectations {
+    fn entry<R>(&self, owner: &str, f: impl FnOnce(&mut PodPending) -> R) -> R {
+        let mut map = self.pending.lock();
+        let p = map.entry(owner.to_string()).or_insert_with(|| PodPending {
+            adds: 0,
+            deletes: HashSet::new(),
+            since: std::time::Instant::now(),
+        });
+        p.since = std::time::Instant::now();
+        f(p)
+    }
+
+    pub fn expect_creations(&self, owner: &str, n: usize) {
+        self.entry(owner, |p| p.adds += n as i64);
+    }
+
+    pub fn expect_deletions(&self, owner: &str, pods: impl IntoIterator<Item = Key>) {
+        self.entry(owner, |p| p.deletes.extend(pods));
+    }
+
+    pub fn creation_observed(&self, owner: &str) {
+        if let Some(p) = self.pending.lock().get_mut(owner) {
+            p.adds -= 1;
+        }
+    }
+
+    pub fn deletion_observed(&self, owner: &str, pod: &str) {
+        if let Some(p) = self.pending.lock().get_mut(owner) {
+            p.deletes.remove(pod);
+        }
+    }
+
+    /// Settles expectations from one pod informer event: a pod added, deleted, or marked for
+    /// deletion, owned by `owner`.
+    pub fn observe(&self, owner: &str, change: &super::runtime::Change) {
+        use super::runtime::Change;
+        let marked = |o: &Value| o.pointer("/metadata/deletionTimestamp").is_some();
+        match change {
+            Change::Added(p) => {
+                self.creation_observed(owner);
+                if marked(p) {
+                    self.deletion_observed(owner, &super::runtime::key_of(p));
+                }
+            }
+            Change::Deleted(p) => self.deletion_observed(owner, &super::runtime::key_of(p)),
+            Change::Modified { old, new } if !marked(old) && marked(new) => {
+                self.deletion_observed(owner, &super::runtime::key_of(new))
+            }
+            Change::Modified { .. } => {}
+        }
+    }
+
+    /// Whether `owner`'s earlier creations and deletions have all been observed (or waited for
+    /// too long).
+    pub fn satisfied(&self, owner: &str) -> bool {
+        let mut map = self.pending.lock();
+        let Some(p) = map.get(owner) else { return true };
+        let done = p.adds <= 0 && p.deletes.is_empty();
+        if done || p.since.elapsed() > POD_EXPECTATION_TIMEOUT {
+            if !done {
+                tracing::warn!(%owner, creations = p.adds, deletions = p.deletes.len(), "pod events not seen in time; acting anyway");
+            }
+            map.remove(owner);
+            return true;
+        }
+        false
+    }
 }
 
 // === replica sets ===
@@ -757,7 +896,7 @@ pub struct ReplicaSetController {
     pub api: Api,
     pub rss: Arc<Mirror<k8s_openapi::api::apps::v1::ReplicaSet>>,
     pub pods: Arc<Mirror<Pod>>,
-    pub expectations: Arc<Expectations>,
+    pub expectations: Arc<PodExpectations>,
     pub recorder: Arc<Recorder>,
 }
 
@@ -769,8 +908,9 @@ impl Reconciler for ReplicaSetController {
 
     async fn reconcile(&self, key: &Key) -> Result<Action, ControllerError> {
         let Some(rs) = self.rss.get(key) else { return Ok(Action::done()) };
-        if !self.expectations.satisfied(key, |k| pod_seen(&self.pods, k)) {
-            return Ok(Action::requeue(Duration::from_millis(100)));
+        if !self.expectations.satisfied(key) {
+            // The informer's events for the earlier writes will queue this key again.
+            return Ok(Action::requeue(Duration::from_secs(1)));
         }
         let (ns, _) = split_key(key);
         let ns = ns.unwrap_or("default");
@@ -829,6 +969,7 @@ impl Reconciler for ReplicaSetController {
                 }
                 futs.push(self.api.create(pod_res, Some(ns), pod, &write_opts, "replicaset-controller"));
             }
+            self.expectations.expect_creations(key, n);
             for r in futures::future::join_all(futs).await {
                 match r {
                     Ok(out) => {
@@ -836,31 +977,37 @@ impl Reconciler for ReplicaSetController {
                             out.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
                         created_keys.push(format!("{ns}/{name}"));
                     }
-                    Err(e) => failure = Some(e),
+                    Err(e) => {
+                        // As Kubernetes: a failed create (even one whose outcome is unknown)
+                        // is settled now; if it did land, its event settles nothing more.
+                        self.expectations.creation_observed(key);
+                        failure = Some(e);
+                    }
                 }
             }
             remaining -= n;
             batch *= 2;
         }
         if !created_keys.is_empty() {
-            self.expectations.expect(key, created_keys.clone(), Vec::new());
             let names: Vec<&str> = created_keys.iter().map(|k| k.split('/').nth(1).unwrap_or("")).collect();
             for n in names.iter().take(10) {
                 self.recorder.record(&rs_obj, "Normal", "SuccessfulCreate", &format!("Created pod: {n}")).await;
             }
         }
-        let mut deleted_keys = Vec::new();
+        self.expectations.expect_deletions(key, plan.delete.iter().map(|name| format!("{ns}/{name}")));
         for name in &plan.delete {
             match self.api.delete(pod_res, Some(ns), name, &DeleteOptions::default()).await {
-                Ok(_) | Err(ApiError::NotFound { .. }) => {
-                    deleted_keys.push(format!("{ns}/{name}"));
+                Ok(_) => {
                     self.recorder.record(&rs_obj, "Normal", "SuccessfulDelete", &format!("Deleted pod: {name}")).await;
                 }
-                Err(e) => failure = Some(e),
+                Err(e) => {
+                    // Gone already, or not deleted: no event to wait for.
+                    self.expectations.deletion_observed(key, &format!("{ns}/{name}"));
+                    if !matches!(e, ApiError::NotFound { .. }) {
+                        failure = Some(e);
+                    }
+                }
             }
-        }
-        if !deleted_keys.is_empty() {
-            self.expectations.expect(key, Vec::new(), deleted_keys);
         }
         let status = match &failure {
             Some(e) => {

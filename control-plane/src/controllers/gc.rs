@@ -128,13 +128,19 @@ pub struct GcPlan {
     /// to be deleted in the foreground while one of their own dependents is too, which would
     /// otherwise deadlock a foreground-deletion cycle (`unblockOwnerReferences`).
     pub unblock_owner_refs: Vec<ObjectKey>,
+    /// For each object above whose fate rests on owners being gone: those owners, as its
+    /// references name them. The input may lag the store (the owner's cache behind the
+    /// dependent's), so the caller confirms they are gone with a live read before acting, as
+    /// Kubernetes' collector does.
+    pub absent_owners: Vec<(ObjectKey, Vec<ObjectKey>)>,
 }
 
 /// How one owner reference resolves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Owner<'a> {
     Present(&'a ObjectRef),
-    Absent,
+    /// Not in the input; the key is where it would be.
+    Absent(ObjectKey),
     /// Scope unknown, or a cluster-scoped dependent naming a namespaced owner.
     Unresolvable,
 }
@@ -178,7 +184,13 @@ impl<'a> Graph<'a> {
         };
         match self.by_name.get(&(group, r.kind.as_str(), namespace, r.name.as_str())) {
             Some(owner) if owner.uid == r.uid => Owner::Present(owner),
-            _ => Owner::Absent,
+            _ => Owner::Absent(ObjectKey {
+                api_version: r.api_version.clone(),
+                kind: r.kind.clone(),
+                namespace: namespace.map(str::to_string),
+                name: r.name.clone(),
+                uid: r.uid.clone(),
+            }),
         }
     }
 
@@ -194,6 +206,7 @@ pub fn plan(objects: &[ObjectRef]) -> GcPlan {
     let mut remove_refs: BTreeMap<ObjectKey, BTreeSet<String>> = BTreeMap::new();
     let mut remove_finalizer: BTreeSet<(ObjectKey, String)> = BTreeSet::new();
     let mut unblock: BTreeSet<ObjectKey> = BTreeSet::new();
+    let mut absent_owners: BTreeMap<ObjectKey, Vec<ObjectKey>> = BTreeMap::new();
 
     for object in objects {
         // Owners being deleted: orphan their dependents, or wait for the blocking ones to go.
@@ -218,12 +231,16 @@ pub fn plan(objects: &[ObjectRef]) -> GcPlan {
         }
         let mut solid = Vec::new();
         let mut dangling = Vec::new();
+        let mut gone = Vec::new();
         let mut waiting = Vec::new();
         let mut unresolvable = false;
         for r in &object.owner_references {
             match graph.resolve(object, r) {
                 Owner::Unresolvable => unresolvable = true,
-                Owner::Absent => dangling.push(r.uid.clone()),
+                Owner::Absent(owner) => {
+                    dangling.push(r.uid.clone());
+                    gone.push(owner);
+                }
                 // An orphaning owner removes its references itself; until then it holds on.
                 Owner::Present(owner) if owner.deleting_dependents() && !owner.orphaning() => {
                     waiting.push(r.uid.clone())
@@ -234,6 +251,9 @@ pub fn plan(objects: &[ObjectRef]) -> GcPlan {
         if !solid.is_empty() {
             if !dangling.is_empty() || !waiting.is_empty() {
                 remove_refs.entry(object.key()).or_default().extend(dangling.into_iter().chain(waiting));
+            }
+            if !gone.is_empty() {
+                absent_owners.insert(object.key(), gone);
             }
             continue;
         }
@@ -254,6 +274,9 @@ pub fn plan(objects: &[ObjectRef]) -> GcPlan {
         } else {
             Propagation::Background
         };
+        if !gone.is_empty() {
+            absent_owners.insert(object.key(), gone);
+        }
         delete.insert(object.key(), propagation);
     }
 
@@ -262,6 +285,7 @@ pub fn plan(objects: &[ObjectRef]) -> GcPlan {
         remove_owner_refs: remove_refs.into_iter().map(|(k, uids)| (k, uids.into_iter().collect())).collect(),
         remove_finalizer: remove_finalizer.into_iter().collect(),
         unblock_owner_refs: unblock.into_iter().collect(),
+        absent_owners: absent_owners.into_iter().collect(),
     }
 }
 
@@ -371,6 +395,7 @@ mod tests {
         let p = owned_by(pod("p", "p1"), &r, true);
         let out = plan(&[r.clone(), p.clone()]);
         assert_eq!(out.delete, vec![(r.key(), Propagation::Background)]);
+        assert_eq!(out.absent_owners, vec![(r.key(), vec![d.key()])], "the caller confirms d is gone");
         let out = plan(std::slice::from_ref(&p));
         assert_eq!(out.delete, vec![(p.key(), Propagation::Background)]);
     }
@@ -423,6 +448,7 @@ mod tests {
         let out = plan(&[a, dep.clone()]);
         assert!(out.delete.is_empty());
         assert_eq!(out.remove_owner_refs, vec![(dep.key(), vec!["b1".to_string()])]);
+        assert_eq!(out.absent_owners, vec![(dep.key(), vec![b.key()])]);
     }
 
     #[test]

@@ -67,6 +67,11 @@ fn informer(name: &str) -> Arc<Informer> {
 /// Starts every controller for one term of leadership.
 fn start(api: Api, opts: &ControllerOptions) -> Term {
     let (stop, stop_rx) = watch::channel(false);
+    // Turns true once every informer below has listed. No controller decides anything before:
+    // from a half-filled cache the ReplicaSet controller would create pods that exist and the
+    // garbage collector would delete pods whose ReplicaSet it has not seen yet (Kubernetes'
+    // WaitForCacheSync). It matters on every leader change, not only at start.
+    let (ready_tx, ready) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut queues = Vec::new();
     let recorder = |component: &'static str| Arc::new(events::Recorder::new(api.clone(), component));
@@ -103,7 +108,7 @@ fn start(api: Api, opts: &ControllerOptions) -> Term {
         inf["namespaces"].on_change(move |c| q.add(key_of(c.object())));
     }
     let ns_ctl = Arc::new(namespace::NamespaceController { api: api.clone(), namespaces: inf["namespaces"].clone() });
-    tasks.spawn(runtime::run_workers(ns_ctl, ns_queue.clone(), 1));
+    tasks.spawn(after_sync(ready.clone(), runtime::run_workers(ns_ctl, ns_queue.clone(), 1)));
     tasks.spawn(runtime::resync(inf["namespaces"].clone(), ns_queue.clone(), opts.resync, stop_rx.clone()));
     queues.push(ns_queue);
 
@@ -131,7 +136,7 @@ fn start(api: Api, opts: &ControllerOptions) -> Term {
         let s = sched.clone();
         inf["nodes"].on_change(move |_| s.retry_unschedulable());
     }
-    tasks.spawn(sched.clone().run(stop_rx.clone()));
+    tasks.spawn(after_sync(ready.clone(), sched.clone().run(stop_rx.clone())));
     tasks.spawn(runtime::resync(inf["pods"].clone(), sched_queue.clone(), opts.resync, stop_rx.clone()));
     queues.push(sched_queue);
 
@@ -144,7 +149,7 @@ fn start(api: Api, opts: &ControllerOptions) -> Term {
         grace: opts.node_monitor_grace,
         recorder: recorder("node-controller"),
     });
-    tasks.spawn(lifecycle.run(stop_rx.clone()));
+    tasks.spawn(after_sync(ready.clone(), lifecycle.run(stop_rx.clone())));
 
     // Garbage collector: any change to an owner or dependent wakes it.
     let dirty = Arc::new(tokio::sync::Notify::new());
@@ -155,16 +160,18 @@ fn start(api: Api, opts: &ControllerOptions) -> Term {
         i.on_change(move |_| d.notify_one());
     }
     let collector = Arc::new(act::GarbageCollector { api: api.clone(), informers: gc_informers, dirty: dirty.clone() });
-    tasks.spawn(collector.run(stop_rx.clone()));
+    tasks.spawn(after_sync(ready.clone(), collector.run(stop_rx.clone())));
 
     // ReplicaSets: their own changes, and their pods'.
     let rs_queue = WorkQueue::new();
+    let rs_expectations = Arc::new(act::PodExpectations::default());
     {
         let q = rs_queue.clone();
         inf["replicasets"].on_change(move |c| q.add(key_of(c.object())));
-        let (q, all_rs) = (rs_queue.clone(), rss.clone());
+        let (q, all_rs, exp) = (rs_queue.clone(), rss.clone(), rs_expectations.clone());
         inf["pods"].on_change(move |c| {
             if let Some(k) = act::owner_key(c.object(), "ReplicaSet") {
+                exp.observe(&k, c);
                 q.add(k);
             }
             // An orphan may match some ReplicaSet: let them all look (adoption).
@@ -184,10 +191,10 @@ fn start(api: Api, opts: &ControllerOptions) -> Term {
         api: api.clone(),
         rss: rss.clone(),
         pods: pods.clone(),
-        expectations: Arc::default(),
+        expectations: rs_expectations,
         recorder: recorder("replicaset-controller"),
     });
-    tasks.spawn(runtime::run_workers(rs_ctl, rs_queue.clone(), opts.workers));
+    tasks.spawn(after_sync(ready.clone(), runtime::run_workers(rs_ctl, rs_queue.clone(), opts.workers)));
     tasks.spawn(runtime::resync(inf["replicasets"].clone(), rs_queue.clone(), opts.resync, stop_rx.clone()));
     queues.push(rs_queue);
 
@@ -226,7 +233,7 @@ fn start(api: Api, opts: &ControllerOptions) -> Term {
         expectations: Arc::default(),
         recorder: recorder("deployment-controller"),
     });
-    tasks.spawn(runtime::run_workers(d_ctl, d_queue.clone(), opts.workers));
+    tasks.spawn(after_sync(ready.clone(), runtime::run_workers(d_ctl, d_queue.clone(), opts.workers)));
     tasks.spawn(runtime::resync(inf["deployments"].clone(), d_queue.clone(), opts.resync, stop_rx.clone()));
     queues.push(d_queue);
 
@@ -248,7 +255,7 @@ fn start(api: Api, opts: &ControllerOptions) -> Term {
         pods: pods.clone(),
         recorder: recorder("job-controller"),
     });
-    tasks.spawn(runtime::run_workers(job_ctl, job_queue.clone(), opts.workers));
+    tasks.spawn(after_sync(ready.clone(), runtime::run_workers(job_ctl, job_queue.clone(), opts.workers)));
     tasks.spawn(runtime::resync(inf["jobs"].clone(), job_queue.clone(), opts.resync, stop_rx.clone()));
     queues.push(job_queue);
 
@@ -271,14 +278,33 @@ fn start(api: Api, opts: &ControllerOptions) -> Term {
         endpoints: inf["endpoints"].clone(),
         slices: inf["endpointslices"].clone(),
     });
-    tasks.spawn(runtime::run_workers(ep_ctl, ep_queue.clone(), opts.workers));
+    tasks.spawn(after_sync(ready.clone(), runtime::run_workers(ep_ctl, ep_queue.clone(), opts.workers)));
     tasks.spawn(runtime::resync(inf["services"].clone(), ep_queue.clone(), opts.resync, stop_rx.clone()));
     queues.push(ep_queue);
 
     for i in inf.values() {
         tasks.spawn(i.clone().run(api.clone(), stop_rx.clone()));
     }
+    {
+        let all: Vec<Arc<Informer>> = inf.values().cloned().collect();
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = async { for i in &all { i.wait_synced().await } } => { ready_tx.send_replace(true); }
+                // Dropping the sender releases the waiting controllers, which then end.
+                _ = stop.changed() => {}
+            }
+        });
+    }
     Term { stop, tasks, queues }
+}
+
+/// Runs `work` once the term's caches are synced (see `ready` in [`start`]); returns without
+/// running it when the term ends first.
+async fn after_sync<F: std::future::Future>(mut ready: watch::Receiver<bool>, work: F) {
+    if ready.wait_for(|synced| *synced).await.is_ok() {
+        work.await;
+    }
 }
 
 /// Runs the controllers whenever this replica leads, until the replica stops.

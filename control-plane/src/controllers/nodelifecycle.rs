@@ -94,6 +94,15 @@ enum ZoneState {
 /// `renewTime` and the Ready condition's `lastHeartbeatTime`; for a node that never reported
 /// Ready, its creation time).
 pub fn plan(nodes: &[Node], leases: &[Lease], pods: &[Pod], now: i64, grace_secs: i64) -> NodePlan {
+    plan_since(nodes, leases, pods, now, grace_secs, i64::MIN)
+}
+
+/// [`plan`] for a controller that started at `since`: no heartbeat counts as older than that.
+/// A new leader thus gives every node one grace period to show its lease, as Kubernetes'
+/// node lifecycle controller does by timing heartbeats from when it first observes them: after
+/// the control plane was down (a cold restart, a long election) the agents' last renewals are
+/// old through no fault of theirs, and marking their nodes lost would evict healthy pods.
+pub fn plan_since(nodes: &[Node], leases: &[Lease], pods: &[Pod], now: i64, grace_secs: i64, since: i64) -> NodePlan {
     let grace = grace_secs.max(0);
     let renewals: HashMap<&str, i64> = leases
         .iter()
@@ -119,7 +128,8 @@ pub fn plan(nodes: &[Node], leases: &[Lease], pods: &[Pod], now: i64, grace_secs
         let probe = [renewals.get(name.as_str()).copied(), if ready.is_some() { heartbeat } else { created }]
             .into_iter()
             .flatten()
-            .max();
+            .max()
+            .map(|p| p.max(since));
         let stale = probe.is_some_and(|p| now > p.saturating_add(grace));
         if let Some(p) = probe
             && !stale
@@ -477,6 +487,17 @@ mod tests {
     }
     fn key(name: &str) -> (String, String) {
         ("default".into(), name.into())
+    }
+
+    #[test]
+    fn a_new_controller_gives_every_node_one_grace_period() {
+        let ns = nodes(vec![node("a").ready("True", 60)]);
+        // The lease is long expired, but this controller only started 5 s ago.
+        let p = plan_since(&ns, &[lease("a", 30)], &[], NOW, 10, NOW - 5);
+        assert!(p.mark_unknown.is_empty());
+        assert_eq!(p.requeue_after, Some(6), "checked again when the grace period ends");
+        let p = plan_since(&ns, &[lease("a", 30)], &[], NOW, 10, NOW - 11);
+        assert_eq!(p.mark_unknown, vec!["a"]);
     }
 
     #[test]
