@@ -34,7 +34,7 @@ pub struct Config {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
 
-    /// Client address: the etcd v3 gRPC API (and, later, the Kubernetes REST API).
+    /// Client address: the etcd v3 gRPC API and the Kubernetes REST API.
     #[arg(long, default_value = "127.0.0.1:2379")]
     pub listen: SocketAddr,
 

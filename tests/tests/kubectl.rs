@@ -169,6 +169,17 @@ async fn drive(minor: u32) -> Result<()> {
     let out = k.run(&["apply", "-f", "-"], Some(unknown)).await?;
     ensure!(out.code == 1 && out.stderr.contains("unknown field \"datta\""), "{out:?}");
 
+    // Access reviews: rk authorizes nothing yet, and says so rather than 404 (1.32 sends
+    // the reviews as protobuf; 1.27 asks authentication.k8s.io/v1beta1 for whoami).
+    let out = k.ok(&["auth", "can-i", "delete", "deployments", "-n", "kube-system"]).await?;
+    ensure!(out.trim() == "yes", "{out}");
+    let out = k.ok(&["auth", "can-i", "get", "/healthz"]).await?;
+    ensure!(out.trim() == "yes", "{out}");
+    let out = k.ok(&["auth", "can-i", "--list"]).await?;
+    ensure!(out.lines().nth(1).is_some_and(|l| l.starts_with("*.*")), "{out}");
+    let out = k.ok(&["auth", "whoami"]).await?;
+    ensure!(out.contains("system:anonymous"), "{out}");
+
     // delete -f removes everything it names.
     let out = k.ok(&["delete", "-f", &file_s]).await?;
     ensure!(out.contains("deployment.apps \"web\" deleted") && out.contains("configmap \"cfg\" deleted"), "{out}");

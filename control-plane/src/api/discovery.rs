@@ -103,6 +103,8 @@ pub fn api_groups() -> Value {
             let gv = json!({ "groupVersion": format!("{g}/{v}"), "version": v });
             json!({ "name": g, "versions": [gv.clone()], "preferredVersion": gv })
         })
+        // Access reviews: answered, never stored.
+        .chain(super::review::groups().into_iter().map(|(g, _)| super::review::api_group(g)))
         .chain(std::iter::once({
             // Served from the node agents' usage summaries, not from the store.
             let gv = json!({ "groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1" });
@@ -211,6 +213,7 @@ pub fn root(headers: &HeaderMap, core: bool, server_address: &str) -> Response {
             vec![discovery_group("")]
         } else {
             let mut groups: Vec<Value> = registry::groups().into_iter().map(|(g, _)| discovery_group(g)).collect();
+            groups.extend(super::review::groups().into_iter().map(|(g, _)| super::review::discovery_group(g)));
             groups.push(metrics_group());
             groups
         };

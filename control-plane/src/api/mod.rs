@@ -27,6 +27,7 @@ pub mod proxy;
 pub mod query;
 pub mod registry;
 pub mod rest;
+pub mod review;
 pub mod store;
 pub mod watch;
 
@@ -119,6 +120,10 @@ pub fn router(server: Arc<ApiServer>) -> Router {
         .route("/openapi/v3", get(openapi::v3_index))
         .route("/openapi/v3/{*rest}", get(openapi::v3_document))
         .route("/apis/metrics.k8s.io/{*rest}", get(proxy::metrics_api))
+        .route("/apis/authorization.k8s.io", get(review::handle))
+        .route("/apis/authorization.k8s.io/{*rest}", axum::routing::any(review::handle))
+        .route("/apis/authentication.k8s.io", get(review::handle))
+        .route("/apis/authentication.k8s.io/{*rest}", axum::routing::any(review::handle))
         .route("/api/{*rest}", axum::routing::any(http::dispatch))
         .route("/apis/{*rest}", axum::routing::any(http::dispatch))
         .with_state(server)

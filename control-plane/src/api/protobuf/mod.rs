@@ -150,6 +150,19 @@ pub fn decode_object(body: &[u8]) -> Result<Value, ProtobufError> {
         ("apps/v1", "Deployment") => |raw, depth| schema::decode(&tables::DEPLOYMENT, raw, depth),
         ("batch/v1", "Job") => |raw, depth| schema::decode(&tables::JOB, raw, depth),
         ("networking.k8s.io/v1", "Ingress") => |raw, depth| schema::decode(&tables::INGRESS, raw, depth),
+        // What `kubectl auth can-i` and `kubectl auth whoami` send (see `api::review`).
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
+            |raw, depth| schema::decode(&tables::SELF_SUBJECT_ACCESS_REVIEW, raw, depth)
+        }
+        ("authorization.k8s.io/v1", "SubjectAccessReview" | "LocalSubjectAccessReview") => {
+            |raw, depth| schema::decode(&tables::SUBJECT_ACCESS_REVIEW, raw, depth)
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => {
+            |raw, depth| schema::decode(&tables::SELF_SUBJECT_RULES_REVIEW, raw, depth)
+        }
+        ("authentication.k8s.io/v1" | "authentication.k8s.io/v1beta1", "SelfSubjectReview") => {
+            |raw, depth| schema::decode(&tables::SELF_SUBJECT_REVIEW, raw, depth)
+        }
         _ => {
             return Err(ProtobufError::UnsupportedKind { api_version: unknown.api_version, kind: unknown.kind });
         }

@@ -435,3 +435,78 @@ static HTTP_INGRESS_PATH: Schema = Schema {
 };
 
 static INGRESS_TLS: Schema = Schema { name: "IngressTLS", fields: &[r(1, "hosts", Str), f(2, "secretName", Str)] };
+
+// === authorization/v1 and authentication/v1: access reviews ===
+
+pub(super) static SELF_SUBJECT_ACCESS_REVIEW: Schema = Schema {
+    name: "SelfSubjectAccessReview",
+    fields: &[f(1, "metadata", Meta), f(2, "spec", Msg(&SELF_SUBJECT_ACCESS_REVIEW_SPEC)), f(3, "status", Ignore)],
+};
+
+static SELF_SUBJECT_ACCESS_REVIEW_SPEC: Schema = Schema {
+    name: "SelfSubjectAccessReviewSpec",
+    fields: &[
+        p(1, "resourceAttributes", Msg(&RESOURCE_ATTRIBUTES)),
+        p(2, "nonResourceAttributes", Msg(&NON_RESOURCE_ATTRIBUTES)),
+    ],
+};
+
+pub(super) static SUBJECT_ACCESS_REVIEW: Schema = Schema {
+    name: "SubjectAccessReview",
+    fields: &[f(1, "metadata", Meta), f(2, "spec", Msg(&SUBJECT_ACCESS_REVIEW_SPEC)), f(3, "status", Ignore)],
+};
+
+static SUBJECT_ACCESS_REVIEW_SPEC: Schema = Schema {
+    name: "SubjectAccessReviewSpec",
+    fields: &[
+        p(1, "resourceAttributes", Msg(&RESOURCE_ATTRIBUTES)),
+        p(2, "nonResourceAttributes", Msg(&NON_RESOURCE_ATTRIBUTES)),
+        f(3, "user", Str),
+        r(4, "groups", Str),
+        f(6, "uid", Str),
+    ],
+};
+
+static RESOURCE_ATTRIBUTES: Schema = Schema {
+    name: "ResourceAttributes",
+    fields: &[
+        f(1, "namespace", Str),
+        f(2, "verb", Str),
+        f(3, "group", Str),
+        f(4, "version", Str),
+        f(5, "resource", Str),
+        f(6, "subresource", Str),
+        f(7, "name", Str),
+        p(8, "fieldSelector", Msg(&FIELD_SELECTOR_ATTRIBUTES)),
+        p(9, "labelSelector", Msg(&LABEL_SELECTOR_ATTRIBUTES)),
+    ],
+};
+
+static FIELD_SELECTOR_ATTRIBUTES: Schema = Schema {
+    name: "FieldSelectorAttributes",
+    fields: &[f(1, "rawSelector", Str), r(2, "requirements", Msg(&FIELD_SELECTOR_REQUIREMENT))],
+};
+
+static FIELD_SELECTOR_REQUIREMENT: Schema = Schema {
+    name: "FieldSelectorRequirement",
+    fields: &[f(1, "key", Str), f(2, "operator", Str), r(3, "values", Str)],
+};
+
+static LABEL_SELECTOR_ATTRIBUTES: Schema = Schema {
+    name: "LabelSelectorAttributes",
+    fields: &[f(1, "rawSelector", Str), r(2, "requirements", Msg(&LABEL_SELECTOR_REQUIREMENT))],
+};
+
+static NON_RESOURCE_ATTRIBUTES: Schema =
+    Schema { name: "NonResourceAttributes", fields: &[f(1, "path", Str), f(2, "verb", Str)] };
+
+pub(super) static SELF_SUBJECT_RULES_REVIEW: Schema = Schema {
+    name: "SelfSubjectRulesReview",
+    fields: &[f(1, "metadata", Meta), f(2, "spec", Msg(&SELF_SUBJECT_RULES_REVIEW_SPEC)), f(3, "status", Ignore)],
+};
+
+static SELF_SUBJECT_RULES_REVIEW_SPEC: Schema =
+    Schema { name: "SelfSubjectRulesReviewSpec", fields: &[f(1, "namespace", Str)] };
+
+pub(super) static SELF_SUBJECT_REVIEW: Schema =
+    Schema { name: "SelfSubjectReview", fields: &[f(1, "metadata", Meta), f(2, "status", Ignore)] };
