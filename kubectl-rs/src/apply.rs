@@ -12,7 +12,7 @@ use crate::client::{APPLY_PATCH, Request};
 use crate::discovery::{ApiResource, Discovery};
 use crate::error::Error;
 use crate::manifest::{self, Manifest, ManifestError};
-use crate::output::{self, Format};
+use crate::output::{self, PrintOptions, Printer};
 use http::Method;
 use serde_json::Value;
 
@@ -38,6 +38,11 @@ pub async fn run(s: &Session, args: &ApplyArgs) -> Result<(), Error> {
     if manifests.is_empty() {
         return Err(ManifestError::Empty { verb: "apply".into() }.into());
     }
+    // A bad -o template fails here, before anything is changed.
+    let printer = match &args.output {
+        Some(format) => Printer::new(format, PrintOptions::default())?,
+        None => None,
+    };
     let discovery = s.discovery().await?;
     let mut failures = 0;
     let mut applied: Vec<(String, Value)> = Vec::new();
@@ -45,8 +50,8 @@ pub async fn run(s: &Session, args: &ApplyArgs) -> Result<(), Error> {
         match apply_one(s, discovery, args, m).await {
             Ok((res, outcome, mut obj)) => {
                 let name = output::name_of(res, m.name());
-                match args.output {
-                    None | Some(Format::Wide) => {
+                match printer {
+                    None => {
                         let suffix = if args.dry_run == DryRun::Server { " (server dry run)" } else { "" };
                         output::print(&format!("{name} {}{suffix}\n", outcome.word()));
                     }
@@ -62,9 +67,9 @@ pub async fn run(s: &Session, args: &ApplyArgs) -> Result<(), Error> {
             }
         }
     }
-    if let Some(format) = args.output.filter(|f| *f != Format::Wide) {
+    if let Some(printer) = &printer {
         let single = applied.len() == 1;
-        output::objects(format, applied, single);
+        output::objects(printer, applied, single)?;
     }
     if failures > 0 { Err(Error::Partial(failures)) } else { Ok(()) }
 }

@@ -67,6 +67,13 @@ pub enum Command {
     Patch(PatchArgs),
     /// List the resource types the server serves.
     ApiResources(ApiResourcesArgs),
+    /// Wait until objects meet a condition, are deleted or created, or a JSONPath
+    /// expression has a value.
+    Wait(WaitArgs),
+    /// Show the addresses of the control plane and of the cluster's services.
+    ClusterInfo,
+    /// Print a shell completion script: rkctl completion bash|zsh|fish.
+    Completion(CompletionArgs),
     /// Show the versions of rkctl and of the server.
     Version(VersionArgs),
     /// Show and change kubeconfig settings.
@@ -106,8 +113,9 @@ pub struct ApplyArgs {
     /// Accepted for kubectl compatibility: rkctl always applies on the server.
     #[arg(long, hide = true)]
     pub server_side: bool,
-    /// Print the applied objects (yaml, json, name) instead of "created"/"configured".
-    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+    /// Print the applied objects (yaml, json, name, jsonpath=…, custom-columns=…)
+    /// instead of "created"/"configured".
+    #[arg(short = 'o', long, value_name = "FORMAT")]
     pub output: Option<Format>,
 }
 
@@ -116,9 +124,14 @@ pub struct GetArgs {
     /// TYPE [NAME...], TYPE1,TYPE2, or TYPE/NAME ...; "all" for the common kinds.
     #[arg(value_name = "RESOURCE")]
     pub resources: Vec<String>,
-    /// Output format: wide, yaml, json or name.
-    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+    /// Output format: wide, yaml, json, name, jsonpath=TEMPLATE, jsonpath-file=FILE,
+    /// jsonpath-as-json=TEMPLATE, custom-columns=SPEC or custom-columns-file=FILE.
+    #[arg(short = 'o', long, value_name = "FORMAT")]
     pub output: Option<Format>,
+    /// With a JSONPath template: a field that is not there prints nothing (true) or
+    /// is an error (false).
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_missing_template_keys: bool,
     /// Label selector, e.g. app=web,tier!=db.
     #[arg(short = 'l', long, value_name = "SELECTOR")]
     pub selector: Option<String>,
@@ -411,15 +424,68 @@ pub struct PatchArgs {
     /// "server": have the server check the change without storing it.
     #[arg(long, value_enum, default_value = "none", value_name = "MODE")]
     pub dry_run: DryRun,
-    /// Print the patched object (yaml, json, name) instead of "patched".
-    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+    /// Print the patched object (yaml, json, name, jsonpath=…, custom-columns=…)
+    /// instead of "patched".
+    #[arg(short = 'o', long, value_name = "FORMAT")]
     pub output: Option<Format>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  rkctl wait --for=condition=Ready pod/web-1
+  rkctl wait --for=condition=Available deploy --all --timeout=2m
+  rkctl wait --for=jsonpath='{.status.phase}'=Running pod -l app=web
+  rkctl wait --for=delete pod/web-1 --timeout=60s")]
+pub struct WaitArgs {
+    /// TYPE NAME..., TYPE/NAME ..., or TYPE with -l or --all.
+    #[arg(value_name = "RESOURCE")]
+    pub resources: Vec<String>,
+    /// What to wait for: condition=NAME[=VALUE] (VALUE defaults to true), delete,
+    /// create, or jsonpath='{EXPR}'[=VALUE].
+    #[arg(long = "for", value_name = "CONDITION")]
+    pub for_condition: Option<String>,
+    /// Wait for the objects matching this label selector.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Field selector for -l/--all, e.g. status.phase=Pending.
+    #[arg(long, value_name = "SELECTOR")]
+    pub field_selector: Option<String>,
+    /// Wait for every object of the type in the namespace.
+    #[arg(long)]
+    pub all: bool,
+    /// Across all namespaces.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// How long to wait for each object, e.g. 30s, 5m (0: look once; negative: a week).
+    #[arg(long, default_value = "30s", value_name = "DURATION", allow_hyphen_values = true)]
+    pub timeout: String,
+}
+
+/// Shells `rkctl completion` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  source <(rkctl completion bash)                     # bash, this shell only
+  rkctl completion bash > /etc/bash_completion.d/rkctl
+  rkctl completion zsh > \"${fpath[1]}/_rkctl\"         # zsh
+  rkctl completion fish > ~/.config/fish/completions/rkctl.fish")]
+pub struct CompletionArgs {
+    /// The shell: bash, zsh, fish or powershell.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: CompletionShell,
 }
 
 #[derive(Debug, Args)]
 pub struct ApiResourcesArgs {
     /// Output format: wide or name.
-    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+    #[arg(short = 'o', long, value_name = "FORMAT")]
     pub output: Option<Format>,
 }
 
@@ -429,7 +495,7 @@ pub struct VersionArgs {
     #[arg(long)]
     pub client: bool,
     /// Output format: yaml or json.
-    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+    #[arg(short = 'o', long, value_name = "FORMAT")]
     pub output: Option<Format>,
 }
 
@@ -442,7 +508,7 @@ pub enum ConfigCommand {
         /// Only this context.
         name: Option<String>,
         /// "name": print only the context names.
-        #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+        #[arg(short = 'o', long, value_name = "FORMAT")]
         output: Option<Format>,
         /// Leave out the header line.
         #[arg(long)]
@@ -458,8 +524,8 @@ pub enum ConfigCommand {
         /// Only what the current context uses.
         #[arg(long)]
         minify: bool,
-        /// Output format: yaml (default) or json.
-        #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+        /// Output format: yaml (default), json or jsonpath=TEMPLATE.
+        #[arg(short = 'o', long, value_name = "FORMAT")]
         output: Option<Format>,
     },
 }

@@ -4,7 +4,7 @@
 use crate::cli::{ConfigCommand, GlobalArgs};
 use crate::error::Error;
 use crate::kubeconfig::{self, KubeconfigError};
-use crate::output::{self, Format};
+use crate::output::{self, Format, OutputError, PrintOptions, Printer};
 use crate::tabwriter::TabWriter;
 
 pub fn run(g: &GlobalArgs, cmd: &ConfigCommand) -> Result<(), Error> {
@@ -26,6 +26,14 @@ pub fn run(g: &GlobalArgs, cmd: &ConfigCommand) -> Result<(), Error> {
                 && contexts.is_empty()
             {
                 return Err(KubeconfigError::NoSuchContext(n.clone()).into());
+            }
+            if let Some(f) = format.as_ref().filter(|f| **f != Format::Name) {
+                return Err(OutputError::Unsupported {
+                    format: f.to_string(),
+                    command: "config get-contexts",
+                    supported: "-o name",
+                }
+                .into());
             }
             if *format == Some(Format::Name) {
                 output::print(&contexts.iter().map(|c| format!("{}\n", c.name)).collect::<String>());
@@ -49,8 +57,23 @@ pub fn run(g: &GlobalArgs, cmd: &ConfigCommand) -> Result<(), Error> {
             output::print(&w.flush());
         }
         ConfigCommand::View { raw, minify, output: format } => {
+            let printer = match format {
+                Some(Format::Wide) => {
+                    let e = OutputError::Unsupported {
+                        format: "wide".into(),
+                        command: "config view",
+                        supported: "yaml, json or jsonpath=TEMPLATE",
+                    };
+                    return Err(e.into());
+                }
+                Some(f) => Printer::new(f, PrintOptions::default())?,
+                None => None,
+            };
             let v = kc.view(*raw, *minify, g.context.as_deref())?;
-            output::print(&if *format == Some(Format::Json) { output::to_json(&v) } else { output::to_yaml(&v) });
+            output::print(&match printer {
+                Some(p) => p.render(&v)?,
+                None => output::to_yaml(&v),
+            });
         }
     }
     Ok(())

@@ -111,6 +111,13 @@ pub enum Error {
     Manifest(#[from] crate::manifest::ManifestError),
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// A `-o` format that cannot be used (a bad template, an unreadable file).
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
+    #[error(transparent)]
+    Columns(#[from] crate::columns::ColumnsError),
+    #[error(transparent)]
+    Wait(#[from] crate::wait::WaitError),
     #[error("cannot reach the API server at {server}: {reason} (is the cluster running? check your kubeconfig)")]
     Unreachable { server: String, reason: String },
     /// The connection was made (or never tried) but the exchange failed: TLS,
@@ -129,7 +136,7 @@ pub enum Error {
         from.as_ref().map(|f| format!(" (in {f})")).unwrap_or_default()
     )]
     UnknownKind { kind: String, api_version: String, from: Option<String> },
-    /// Waiting for a state (`delete --wait`) took longer than allowed.
+    /// Waiting for a state (`delete --wait`, `wait`) took longer than allowed.
     #[error("{0}")]
     Timeout(String),
     /// Several objects failed; each was already reported on its own line.

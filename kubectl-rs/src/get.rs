@@ -5,7 +5,7 @@
 use crate::cli::{ApiResourcesArgs, GetArgs};
 use crate::client::{ACCEPT_JSON, ACCEPT_TABLE, Request};
 use crate::error::Error;
-use crate::output::{self, Format};
+use crate::output::{self, Format, PrintOptions, Printer};
 use crate::table::{Layout, Table};
 use crate::tabwriter::TabWriter;
 use crate::target::{self, Target};
@@ -24,6 +24,10 @@ pub async fn run(s: &Session, args: &GetArgs) -> Result<(), Error> {
         ));
     }
     let namespace = (!args.all_namespaces).then_some(s.namespace.as_str());
+    let printer = match &args.output {
+        Some(format) => Printer::new(format, print_options(args))?,
+        None => None,
+    };
     if args.watch {
         let [t] = targets.targets.as_slice() else {
             return Err(Error::Usage("watch is only supported on one resource type at a time".into()));
@@ -31,12 +35,16 @@ pub async fn run(s: &Session, args: &GetArgs) -> Result<(), Error> {
         if t.names.len() > 1 {
             return Err(Error::Usage("watch is only supported on one object or on a whole collection".into()));
         }
-        return watch(s, args, t, namespace).await;
+        return watch(s, args, t, namespace, printer).await;
     }
-    match args.output {
-        None | Some(Format::Wide) => tables(s, args, &targets, namespace).await,
-        Some(format) => objects(s, args, &targets, namespace, format).await,
+    match printer {
+        None => tables(s, args, &targets, namespace).await,
+        Some(printer) => objects(s, args, &targets, namespace, &printer).await,
     }
+}
+
+fn print_options(args: &GetArgs) -> PrintOptions {
+    PrintOptions { no_headers: args.no_headers, allow_missing_keys: args.allow_missing_template_keys }
 }
 
 /// The request listing a resource's objects, with the selectors from the flags.
@@ -164,7 +172,7 @@ async fn objects(
     args: &GetArgs,
     targets: &target::Targets,
     namespace: Option<&str>,
-    format: Format,
+    printer: &Printer,
 ) -> Result<(), Error> {
     let mut failures = Failures::default();
     let mut items: Vec<(String, Value)> = Vec::new();
@@ -198,10 +206,10 @@ async fn objects(
         }
     }
     let single = targets.targets.len() == 1 && targets.targets[0].names.len() == 1;
-    if items.is_empty() && format == Format::Name && failures.is_empty() {
+    if items.is_empty() && matches!(printer, Printer::Name) && failures.is_empty() {
         no_resources(targets.targets.iter().map(|t| &t.res), namespace);
     } else if !(items.is_empty() && single) {
-        output::objects(format, items, single);
+        output::objects(printer, items, single)?;
     }
     failures.result()
 }
@@ -209,11 +217,18 @@ async fn objects(
 /// `get -w`: the list, then every change, until Ctrl-C. A stream the server closes
 /// (its timeout) is resumed from the last version seen; one whose version has been
 /// compacted away (410 Gone) starts over with a fresh list.
-async fn watch(s: &Session, args: &GetArgs, t: &Target, namespace: Option<&str>) -> Result<(), Error> {
+async fn watch(
+    s: &Session,
+    args: &GetArgs,
+    t: &Target,
+    namespace: Option<&str>,
+    printer: Option<Printer>,
+) -> Result<(), Error> {
     let mut w = Watcher {
         args,
         res: &t.res,
-        table_mode: matches!(args.output, None | Some(Format::Wide)),
+        table_mode: printer.is_none(),
+        printer,
         layout: layout_for(args, &t.res, args.show_kind),
         writer: TabWriter::for_tables().remember_widths(),
         columns: Vec::new(),
@@ -238,7 +253,7 @@ async fn watch(s: &Session, args: &GetArgs, t: &Target, namespace: Option<&str>)
                     l = s.client.json(base()) => l?,
                     _ = &mut ctrl_c => return Ok(()),
                 };
-                w.print_list(&list, namespace);
+                w.print_list(&list, namespace)?;
                 list.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string()
             }
         };
@@ -271,7 +286,7 @@ async fn watch(s: &Session, args: &GetArgs, t: &Target, namespace: Option<&str>)
                     }
                 }
                 _ => {
-                    if let Some(v) = w.print_event(object) {
+                    if let Some(v) = w.print_event(object)? {
                         rv = Some(v);
                     }
                 }
@@ -285,6 +300,8 @@ struct Watcher<'a> {
     args: &'a GetArgs,
     res: &'a ApiResource,
     table_mode: bool,
+    /// The `-o` printer when not printing tables.
+    printer: Option<Printer>,
     layout: Layout,
     /// Keeps the columns under the header as rows arrive.
     writer: TabWriter,
@@ -294,12 +311,12 @@ struct Watcher<'a> {
 }
 
 impl Watcher<'_> {
-    fn print_list(&mut self, list: &Value, namespace: Option<&str>) {
+    fn print_list(&mut self, list: &Value, namespace: Option<&str>) -> Result<(), Error> {
         if !self.table_mode {
             for item in list.get("items").and_then(Value::as_array).cloned().unwrap_or_default() {
-                self.print_object(with_type(item, self.res));
+                self.print_object(with_type(item, self.res))?;
             }
-            return;
+            return Ok(());
         }
         let table = Table::from_json(list, jiff::Timestamp::now());
         if !table.columns.is_empty() {
@@ -309,18 +326,19 @@ impl Watcher<'_> {
             if !self.header_printed {
                 no_resources(std::iter::once(self.res), namespace);
             }
-            return;
+            return Ok(());
         }
         output::print(&self.layout.render(&table, &mut self.writer, !self.header_printed));
         self.header_printed = true;
+        Ok(())
     }
 
     /// Prints one watch event's object; returns its resourceVersion.
-    fn print_event(&mut self, object: Value) -> Option<String> {
+    fn print_event(&mut self, object: Value) -> Result<Option<String>, Error> {
         if !self.table_mode {
             let rv = object.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string);
-            self.print_object(with_type(object, self.res));
-            return rv;
+            self.print_object(with_type(object, self.res))?;
+            return Ok(rv);
         }
         let mut table = Table::from_json(&object, jiff::Timestamp::now());
         if table.columns.is_empty() {
@@ -337,22 +355,29 @@ impl Watcher<'_> {
             .map(str::to_string);
         output::print(&self.layout.render(&table, &mut self.writer, !self.header_printed));
         self.header_printed = true;
-        rv.or(table.resource_version)
+        Ok(rv.or(table.resource_version))
     }
 
-    fn print_object(&self, mut obj: Value) {
+    fn print_object(&mut self, mut obj: Value) -> Result<(), Error> {
         if !self.args.show_managed_fields {
             output::hide_managed_fields(&mut obj);
         }
-        match self.args.output {
-            Some(Format::Yaml) => output::print(&format!("---\n{}", output::to_yaml(&obj))),
-            Some(Format::Json) => output::print(&output::to_json(&obj)),
-            Some(Format::Name) => output::print(&format!(
+        match &self.printer {
+            Some(Printer::Yaml) => output::print(&format!("---\n{}", output::to_yaml(&obj))),
+            Some(Printer::Name) => output::print(&format!(
                 "{}\n",
                 output::name_of(self.res, obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""))
             )),
-            _ => {}
+            // Rows stay under the header printed with the first one.
+            Some(Printer::Columns { columns, no_headers }) => {
+                let with_header = !no_headers && !self.header_printed;
+                output::print(&columns.render(&obj, with_header, &mut self.writer)?);
+                self.header_printed = true;
+            }
+            Some(printer) => output::print(&printer.render(&obj)?),
+            None => {}
         }
+        Ok(())
     }
 }
 
@@ -361,6 +386,12 @@ pub async fn api_resources(s: &Session, args: &ApiResourcesArgs) -> Result<(), E
     let discovery = s.discovery().await?;
     let mut resources: Vec<&ApiResource> = discovery.resources.iter().filter(|r| r.preferred).collect();
     resources.sort_by(|a, b| (&a.group, &a.plural).cmp(&(&b.group, &b.plural)));
+    if let Some(f) = args.output.as_ref().filter(|f| !matches!(f, Format::Name | Format::Wide)) {
+        let supported = "-o wide or -o name";
+        return Err(
+            output::OutputError::Unsupported { format: f.to_string(), command: "api-resources", supported }.into()
+        );
+    }
     if args.output == Some(Format::Name) {
         let text: String = resources.iter().map(|r| format!("{}\n", r.qualified())).collect();
         output::print(&text);

@@ -5,6 +5,9 @@ pub mod apply;
 pub mod cli;
 pub mod client;
 pub mod cluster;
+pub mod cluster_info;
+pub mod columns;
+pub mod completion;
 pub mod config;
 pub mod create;
 pub mod delete;
@@ -14,6 +17,7 @@ pub mod error;
 pub mod exec;
 pub mod get;
 pub mod human;
+pub mod jsonpath;
 pub mod kubeconfig;
 pub mod label;
 pub mod logs;
@@ -29,6 +33,7 @@ pub mod tabwriter;
 pub mod target;
 pub mod top;
 pub mod version;
+pub mod wait;
 pub mod yaml;
 
 use cli::{Cli, Command, GlobalArgs};
@@ -84,6 +89,9 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Annotate(args) => label::run(&Session::connect(g).await?, args, label::Field::Annotations).await,
         Command::Patch(args) => patch::run(&Session::connect(g).await?, args).await,
         Command::ApiResources(args) => get::api_resources(&Session::connect(g).await?, args).await,
+        Command::Wait(args) => wait::run(&Session::connect(g).await?, args).await,
+        Command::ClusterInfo => cluster_info::run(&Session::connect(g).await?, g).await,
+        Command::Completion(args) => completion::run(args),
     }
 }
 

@@ -14,6 +14,7 @@
 //!                           version.rs  config.rs (kubeconfig only, no server)
 //!                           logs.rs  exec.rs (WebSocket)  top.rs  scale.rs  rollout.rs
 //!                           label.rs (label and annotate)  patch.rs
+//!                           wait.rs  cluster_info.rs  completion.rs (clap_complete)
 //!                           cluster/ (cluster up|down|list|status: local clusters)
 //!                                 │
 //!     shared parts:  kubeconfig.rs  find/merge/select kubeconfigs (kube-rs underneath)
@@ -23,7 +24,9 @@
 //!                    manifest.rs    -f files, dirs, stdin; multi-document YAML, Lists
 //!                    table.rs       server-side Tables → kubectl's columns
 //!                    tabwriter.rs   Go's tabwriter (kubectl's alignment)
-//!                    output.rs      yaml/json/name printing; human.rs ages and dates
+//!                    output.rs      -o formats: yaml/json/name, templates; human.rs ages
+//!                    jsonpath.rs    kubectl's JSONPath templates ({range}, filters, ..)
+//!                    columns.rs     -o custom-columns
 //!                    pods.rs        the pod and container logs/exec use (deploy/NAME → a pod)
 //!                    error.rs       every failure as one line
 //! ```

@@ -6,7 +6,7 @@ use crate::Session;
 use crate::cli::{DryRun, PatchArgs, PatchType};
 use crate::client::Request;
 use crate::error::Error;
-use crate::output::{self, Format};
+use crate::output::{self, Format, PrintOptions, Printer};
 use http::Method;
 use serde_json::Value;
 
@@ -58,8 +58,12 @@ pub async fn run(s: &Session, args: &PatchArgs) -> Result<(), Error> {
     }
     let patch = parse_patch(&text, args.patch_type)?;
     if matches!(args.output, Some(Format::Wide)) {
-        return Err(Error::Usage("patch prints -o yaml, json or name".into()));
+        return Err(Error::Usage("patch prints -o yaml, json, name, jsonpath=… or custom-columns=…".into()));
     }
+    let printer = match &args.output {
+        Some(format) => Printer::new(format, PrintOptions::default())?,
+        None => None,
+    };
     let targets = crate::target::parse(s.discovery().await?, &args.resources, "patch")?;
     let mut failures = 0;
     for t in &targets.targets {
@@ -99,9 +103,12 @@ pub async fn run(s: &Session, args: &PatchArgs) -> Result<(), Error> {
             .await;
             match result {
                 Ok((before, mut after)) => {
-                    if let Some(format) = args.output {
+                    if let Some(printer) = &printer {
                         output::hide_managed_fields(&mut after);
-                        output::objects(format, vec![(t.res.kind_group(), after)], true);
+                        if let Err(e) = output::objects(printer, vec![(t.res.kind_group(), after)], true) {
+                            output::eprint_line(&Error::from(e).line());
+                            failures += 1;
+                        }
                         continue;
                     }
                     let changed = before.pointer("/metadata/resourceVersion")

@@ -14,7 +14,7 @@ pub async fn run(g: &GlobalArgs, args: &VersionArgs) -> Result<(), Error> {
     });
     let server =
         if args.client { None } else { Some(Session::connect(g).await?.client.json(Request::get("/version")).await?) };
-    match args.output {
+    match &args.output {
         Some(Format::Yaml) | Some(Format::Json) => {
             let mut v = json!({ "clientVersion": client });
             if let Some(server) = &server {
@@ -23,7 +23,7 @@ pub async fn run(g: &GlobalArgs, args: &VersionArgs) -> Result<(), Error> {
             output::print(&if args.output == Some(Format::Yaml) { output::to_yaml(&v) } else { output::to_json(&v) });
         }
         Some(other) => {
-            return Err(Error::Usage(format!("--output {other:?} is not supported here; use yaml or json")));
+            return Err(Error::Usage(format!("--output {other} is not supported here; use yaml or json")));
         }
         None => {
             let mut text = format!("Client Version: {}\n", client["gitVersion"].as_str().unwrap_or(""));

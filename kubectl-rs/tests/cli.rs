@@ -835,3 +835,229 @@ fn logs_exec_and_top_without_running_pods() {
     let r = s.rkctl(&["top", "pods", "-n", "empty"]).ok();
     assert_eq!(r.stderr, "No resources found in empty namespace.\n");
 }
+
+#[test]
+fn jsonpath_and_custom_columns() {
+    let s = Server::start();
+    let app = s.write("app.yaml", APP);
+    s.rkctl(&["apply", "-f", &app]).ok();
+    s.rkctl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n  labels: {app.kubernetes.io/name: o}\ndata: {x: \"<&>\"}\n",
+    )
+    .ok();
+
+    // A list: the template applies to a List with items, as in kubectl.
+    let r = s.rkctl(&["get", "cm", "-o", "jsonpath={.kind} {.items[*].metadata.name}"]).ok();
+    assert_eq!(r.stdout, "List other web-config");
+    let r = s.rkctl(&["get", "cm", "-o", r#"jsonpath={range .items[*]}{.metadata.name}{"\t"}{.data}{"\n"}{end}"#]).ok();
+    assert_eq!(r.stdout, "other\t{\"x\":\"\\u003c\\u0026\\u003e\"}\nweb-config\t{\"greeting\":\"hello\"}\n");
+    // One object: the template applies to it.
+    let r = s.rkctl(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}/{..image}"]).ok();
+    assert_eq!(r.stdout, "2/nginx:1.25");
+    let r = s
+        .rkctl(&[
+            "get",
+            "deploy/web",
+            "-o",
+            r#"jsonpath={.spec.template.spec.containers[?(@.name=="nginx")].ports[0].containerPort}"#,
+        ])
+        .ok();
+    assert_eq!(r.stdout, "80");
+    let r = s.rkctl(&["get", "cm", "-o", r"jsonpath={.items[0].metadata.labels.app\.kubernetes\.io/name}"]).ok();
+    assert_eq!(r.stdout, "o");
+    // Missing fields print nothing, unless asked to fail.
+    let r = s.rkctl(&["get", "cm/other", "-o", "jsonpath=[{.metadata.nope}]"]).ok();
+    assert_eq!(r.stdout, "[]");
+    let r = s.rkctl(&["get", "cm/other", "-o", "jsonpath={.nope}", "--allow-missing-template-keys=false"]).failed();
+    assert_eq!(r.stderr, "error: error executing jsonpath \"{.nope}\": Error executing template: nope is not found\n");
+    // A template from a file; JSON arrays per action.
+    let file = s.write("t.jsonpath", "{.metadata.name}:{.data.greeting}\n");
+    let r = s.rkctl(&["get", "cm", "web-config", "-o", &format!("jsonpath-file={file}")]).ok();
+    assert_eq!(r.stdout, "web-config:hello\n");
+    let r = s.rkctl(&["get", "cm", "web-config", "-o", "jsonpath-as-json={.metadata.name}"]).ok();
+    assert_eq!(r.stdout, "[\n    \"web-config\"\n]\n");
+    // -o jsonpath works for apply too.
+    let r = s.rkctl(&["apply", "-f", &app, "-o", "jsonpath={.items[*].kind}"]).ok();
+    assert_eq!(r.stdout, "ConfigMap Deployment");
+
+    // Malformed templates: one line, exit code 1, and nothing sent or printed.
+    for (template, want) in [
+        ("jsonpath={.items[0}", "error: error parsing jsonpath {.items[0}, unterminated array\n"),
+        ("jsonpath={.kind", "error: error parsing jsonpath {.kind, unclosed action\n"),
+        ("jsonpath={%}", "error: error parsing jsonpath {%}, unrecognized character in action: U+0025 '%'\n"),
+        ("jsonpath=", "error: template format specified but no template given\n"),
+        (
+            "jsonpath={.items[9]}",
+            "error: error executing jsonpath \"{.items[9]}\": Error executing template: array index out of bounds: index 9, length 2\n",
+        ),
+        ("custom-columns=NAME", "error: unexpected custom-columns spec: NAME, expected <header>:<json-path-expr>\n"),
+        ("custom-columns=", "error: custom-columns format specified but no custom columns given\n"),
+    ] {
+        let r = s.rkctl(&["get", "cm", "-o", template]).failed();
+        assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", want), "{template}");
+    }
+    let r = s.rkctl(&["get", "cm", "-o", "jsonpath-file=/does/not/exist"]).failed();
+    assert!(r.stderr.starts_with("error: error reading jsonpath template file /does/not/exist: "), "{}", r.stderr);
+    let r = s.rkctl(&["get", "cm", "-o", "yml"]).failed();
+    assert_eq!(r.stderr_lines().len(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("unable to match a printer suitable for the output format \"yml\""), "{}", r.stderr);
+
+    // custom-columns: aligned like kubectl, <none> for what is missing, values of
+    // several matches joined by commas, maps as Go prints them.
+    let r = s
+        .rkctl(&[
+            "get",
+            "deploy,cm",
+            "-o",
+            "custom-columns=KIND:.kind,NAME:.metadata.name,REPLICAS:.spec.replicas,IMAGES:.spec.template.spec.containers[*].image",
+        ])
+        .ok();
+    assert_eq!(
+        r.stdout,
+        "KIND         NAME         REPLICAS   IMAGES\n\
+         Deployment   web          2          nginx:1.25\n\
+         ConfigMap    other        <none>     <none>\n\
+         ConfigMap    web-config   <none>     <none>\n"
+    );
+    let r = s.rkctl(&["get", "cm", "other", "-o", "custom-columns=N:metadata.name,D:{.data}", "--no-headers"]).ok();
+    assert_eq!(r.stdout, "other   map[x:<&>]\n");
+    let cols = s.write("cols.txt", "NAME      GREETING\n.metadata.name   .data.greeting\n");
+    let r = s.rkctl(&["get", "cm", "-o", &format!("custom-columns-file={cols}")]).ok();
+    assert_eq!(r.stdout, "NAME         GREETING\nother        <none>\nweb-config   hello\n");
+}
+
+/// The server's open watches (its `rk_store_watchers` gauge): a waiter that has
+/// opened its watch has also looked at the object first.
+fn open_watchers(s: &Server) -> u64 {
+    let kubeconfig = std::fs::read_to_string(&s.kubeconfig).expect("kubeconfig");
+    let addr = kubeconfig.lines().find_map(|l| l.trim().strip_prefix("server: http://")).expect("server address");
+    let mut conn = TcpStream::connect(addr).expect("connect to rk-server");
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    conn.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .expect("ask for metrics");
+    let mut resp = String::new();
+    let _ = conn.read_to_string(&mut resp);
+    resp.lines().find_map(|l| l.strip_prefix("rk_store_watchers ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Runs `rkctl wait …` in the background; its output once it ends.
+fn spawn_wait(s: &Server, args: &[&str]) -> std::sync::mpsc::Receiver<Run> {
+    let child = s.command(args).spawn().expect("start rkctl wait");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(Run::from(child.wait_with_output().expect("wait for rkctl wait")));
+    });
+    rx
+}
+
+#[test]
+fn wait_for_conditions_deletion_and_jsonpath() {
+    let s = Server::start();
+    let cm = |v: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: w, labels: {{app: w}}}}\ndata: {{v: \"{v}\"}}\n")
+    };
+    // The watches the server holds open for its own controllers. A waiter has looked
+    // at its object once it holds one more; a finished waiter's watch may take a
+    // moment to close, so each step first waits for the count to come back down.
+    let base = open_watchers(&s);
+    let start_waiter = |args: &[&str]| {
+        wait_until("earlier watches to close", Duration::from_secs(20), || (open_watchers(&s) <= base).then_some(()));
+        let waiter = spawn_wait(&s, args);
+        wait_until("the waiter's watch", Duration::from_secs(20), || (open_watchers(&s) > base).then_some(()));
+        waiter
+    };
+
+    // --for=create: met once the object appears.
+    let created = start_waiter(&["wait", "--for=create", "configmap/w", "--timeout=30s"]);
+    s.rkctl_stdin(&["apply", "-f", "-"], &cm("1")).ok();
+    let r = created.recv_timeout(Duration::from_secs(40)).expect("wait --for=create ends").ok();
+    assert_eq!(r.stdout, "configmap/w condition met\n");
+
+    // --for=jsonpath: met by a later change, seen through the watch.
+    let changed = start_waiter(&["wait", "cm", "-l", "app=w", "--for=jsonpath={.data.v}=2", "--timeout=30s"]);
+    s.rkctl_stdin(&["apply", "-f", "-"], &cm("2")).ok();
+    let r = changed.recv_timeout(Duration::from_secs(40)).expect("wait --for=jsonpath ends").ok();
+    assert_eq!(r.stdout, "configmap/w condition met\n");
+    let r = s.rkctl(&["wait", "cm/w", "--for", "jsonpath={.data.v}=2", "--timeout=0"]).ok();
+    assert_eq!(r.stdout, "configmap/w condition met\n");
+    let r = s.rkctl(&["wait", "cm/w", "--for", "jsonpath={.data.v}=3", "--timeout=0"]).failed();
+    assert_eq!(r.stderr, "condition not met for configmaps/w\n");
+
+    // --for=delete: a finalizer holds the deleted object until the waiter watches;
+    // it is met when the finalizer goes and the object with it.
+    s.rkctl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, finalizers: [example.com/hold]}\n",
+    )
+    .ok();
+    s.rkctl(&["delete", "cm", "held"]).ok();
+    let r = s.rkctl(&["wait", "--for=delete", "cm/held", "--timeout=1s"]).failed();
+    assert_eq!(r.stderr, "error: timed out waiting for the condition on configmaps/held\n");
+    let deleted = start_waiter(&["wait", "--for=delete", "cm/held", "--timeout=30s"]);
+    s.rkctl(&["patch", "cm", "held", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).ok();
+    let r = deleted.recv_timeout(Duration::from_secs(40)).expect("wait --for=delete ends").ok();
+    assert_eq!(r.stdout, "configmap/held condition met\n");
+    // An object that is not there is deleted already: nothing to say, no error.
+    let r = s.rkctl(&["wait", "--for=delete", "cm/held"]).ok();
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", ""));
+
+    // Status conditions: the deployment controller reports Progressing=True, and no
+    // node runs the pods, so Available stays False until the timeout.
+    let app = s.write("app.yaml", APP);
+    s.rkctl(&["apply", "-f", &app]).ok();
+    let r = s.rkctl(&["wait", "--for=condition=Progressing", "deploy/web", "--timeout=30s"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web condition met\n");
+    let r = s.rkctl(&["wait", "--for=condition=Available", "deployments", "--all", "--timeout=1s"]).failed();
+    assert_eq!(r.stderr, "error: timed out waiting for the condition on deployments/web\n");
+    let r = s.rkctl(&["wait", "--for=condition=Available=false", "deploy/web", "--timeout=30s"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web condition met\n");
+
+    // Mistakes: one line each, exit code 1.
+    let r = s.rkctl(&["wait", "--for=condition=Ready", "pod/nope"]).failed();
+    assert_eq!(r.stderr, "Error from server (NotFound): pods \"nope\" not found\n");
+    let r = s.rkctl(&["wait", "--for=condition=Ready", "pods", "-l", "app=nope"]).failed();
+    assert_eq!(r.stderr, "error: no matching resources found\n");
+    let r = s.rkctl(&["wait", "--for=ready", "deploy/web"]).failed();
+    assert!(r.stderr.starts_with("error: unrecognized condition: \"ready\""), "{}", r.stderr);
+    let r = s.rkctl(&["wait", "--for=jsonpath={.status.x}=", "deploy/web"]).failed();
+    assert!(r.stderr.starts_with("error: jsonpath wait has to have a value after equal sign"), "{}", r.stderr);
+    let r = s.rkctl(&["wait", "--for=delete", "deploy/web", "--timeout=soon"]).failed();
+    assert_eq!(r.stderr, "error: invalid --timeout \"soon\"; use a duration like 30s or 2m\n");
+    let r = s.rkctl(&["wait", "--for=delete", "deploy"]).failed();
+    assert_eq!(r.stderr_lines().len(), 1, "{}", r.stderr);
+}
+
+#[test]
+fn cluster_info_and_completion() {
+    let s = Server::start();
+    let r = s.rkctl(&["cluster-info"]).ok();
+    let url = std::fs::read_to_string(&s.kubeconfig)
+        .expect("kubeconfig")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: ").map(str::to_string))
+        .expect("server line");
+    assert_eq!(r.stdout.lines().next(), Some(format!("Kubernetes control plane is running at {url}").as_str()));
+
+    // A Service labelled as a cluster service is listed with its proxy address.
+    s.rkctl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: kube-dns\n  namespace: kube-system\n  labels: {kubernetes.io/cluster-service: \"true\", kubernetes.io/name: CoreDNS}\n\
+         spec:\n  selector: {k8s-app: kube-dns}\n  ports: [{name: dns, port: 53, protocol: UDP}]\n",
+    )
+    .ok();
+    let r = s.rkctl(&["cluster-info"]).ok();
+    assert_eq!(
+        r.stdout.lines().nth(1),
+        Some(format!("CoreDNS is running at {url}/api/v1/namespaces/kube-system/services/kube-dns:dns/proxy").as_str()),
+        "{}",
+        r.stdout
+    );
+
+    for (shell, marker) in [("bash", "complete -F _rkctl"), ("zsh", "#compdef rkctl"), ("fish", "complete -c rkctl")] {
+        let r = s.rkctl(&["completion", shell]).ok();
+        assert!(r.stdout.contains(marker) && r.stdout.contains("wait"), "{shell}: {}", &r.stdout[..200]);
+    }
+    let r = s.rkctl(&["completion", "tcsh"]).failed();
+    assert_eq!(r.stderr_lines().len(), 1, "{}", r.stderr);
+}
