@@ -394,7 +394,7 @@ mod tests {
             parse("/apis/authorization.k8s.io/v1/namespaces/x/localsubjectaccessreviews"),
             Ok(Target::Kind(_, Some(_)))
         ));
-        assert!(matches!(parse("/apis/authorization.k8s.io/v1/namespaces/x/selfsubjectaccessreviews"), Err(_)));
+        assert!(parse("/apis/authorization.k8s.io/v1/namespaces/x/selfsubjectaccessreviews").is_err());
         assert!(matches!(parse("/apis/authorization.k8s.io/v2"), Err(ApiError::NoSuchResource)));
         assert!(matches!(parse("/apis/authorization.k8s.io/v1/pods"), Err(ApiError::NoSuchResource)));
     }
