@@ -4,7 +4,14 @@ CARGO ?= cargo
 
 .PHONY: build test lint fmt run run3 bench clean fuzz-quick
 
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+
+# The binaries, plus rk-server-failpoints: rk-server with the crash points the
+# fault-injection tests arm (control-plane/src/failpoint.rs). It is built first and
+# copied aside, because both builds write target/debug/rk-server.
 build:
+	$(CARGO) build -p rk-control-plane --bin rk-server --features failpoints
+	cp $(TARGET_DIR)/debug/rk-server $(TARGET_DIR)/debug/rk-server-failpoints
 	$(CARGO) build --workspace --bins
 
 # Every test: unit tests, simulated-network consensus tests, and multi-process
@@ -15,6 +22,7 @@ test: build
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p rk-control-plane --features failpoints --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -14,6 +14,7 @@
 //! - [`dns`]: cluster DNS (`<svc>.<ns>.svc.cluster.local`), served by every replica.
 //! - [`server`]: wiring it all together: [`server::run`] is what `rk-server` calls.
 //! - [`config`]: command-line flags.
+//! - [`failpoint`]: crash points for fault-injection tests (a cargo feature, off by default).
 //!
 //! Start reading at [`server::run`], then [`raft::node`].
 
@@ -25,6 +26,7 @@ pub mod config;
 pub mod controllers;
 pub mod dns;
 pub mod etcd;
+pub mod failpoint;
 pub mod lease;
 pub mod raft;
 pub mod server;

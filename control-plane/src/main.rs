@@ -10,6 +10,10 @@ fn main() -> std::process::ExitCode {
         return snapshot(SnapshotArgs::parse_from(std::env::args_os().skip(1)));
     }
     let config = Config::parse();
+    if let Err(e) = rk_control_plane::failpoint::init() {
+        eprintln!("rk-server: {e}");
+        return std::process::ExitCode::from(2);
+    }
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log_level))
         .unwrap_or_else(|_| EnvFilter::new("warn"));

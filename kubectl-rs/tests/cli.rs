@@ -957,9 +957,17 @@ fn wait_for_conditions_deletion_and_jsonpath() {
     let cm = |v: &str| {
         format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: w, labels: {{app: w}}}}\ndata: {{v: \"{v}\"}}\n")
     };
-    // The watches the server holds open for its own controllers. A waiter has looked
-    // at its object once it holds one more; a finished waiter's watch may take a
+    // The watches the server holds open for itself. Its controllers act only once all
+    // their informers watch, so once the deployment controller has written a condition
+    // (seen here by polling, not watching) the count is settled. A waiter has looked at
+    // its object once the server holds one more; a finished waiter's watch may take a
     // moment to close, so each step first waits for the count to come back down.
+    let app = s.write("app.yaml", APP);
+    s.rkctl(&["apply", "-f", &app]).ok();
+    wait_until("the deployment controller at work", Duration::from_secs(30), || {
+        let r = s.rkctl(&["get", "deploy/web", "-o", "jsonpath={.status.conditions[*].type}"]);
+        r.stdout.contains("Progressing").then_some(())
+    });
     let base = open_watchers(&s);
     let start_waiter = |args: &[&str]| {
         wait_until("earlier watches to close", Duration::from_secs(20), || (open_watchers(&s) <= base).then_some(()));
@@ -1004,8 +1012,6 @@ fn wait_for_conditions_deletion_and_jsonpath() {
 
     // Status conditions: the deployment controller reports Progressing=True, and no
     // node runs the pods, so Available stays False until the timeout.
-    let app = s.write("app.yaml", APP);
-    s.rkctl(&["apply", "-f", &app]).ok();
     let r = s.rkctl(&["wait", "--for=condition=Progressing", "deploy/web", "--timeout=30s"]).ok();
     assert_eq!(r.stdout, "deployment.apps/web condition met\n");
     let r = s.rkctl(&["wait", "--for=condition=Available", "deployments", "--all", "--timeout=1s"]).failed();

@@ -48,7 +48,7 @@ pub fn bin_dir() -> PathBuf {
 pub fn binary(name: &str) -> Result<PathBuf> {
     let path = bin_dir().join(name);
     if !path.exists() {
-        bail!("{} is missing; build the binaries first with `cargo build --workspace --bins`", path.display());
+        bail!("{} is missing; build the binaries first with `make build`", path.display());
     }
     Ok(path)
 }
@@ -136,6 +136,11 @@ pub struct ClusterOptions {
     /// A backup (`rk-server snapshot save`) the founding replicas start from, through
     /// `rk-server snapshot restore`.
     pub restore_from: Option<PathBuf>,
+    /// The server binary in the build's directory: `rk-server`, or `rk-server-failpoints`
+    /// (built by `make build`) for tests that arm crash points.
+    pub server_binary: &'static str,
+    /// Environment variables every replica starts with (see [`Replica::env`]).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for ClusterOptions {
@@ -147,6 +152,8 @@ impl Default for ClusterOptions {
             tick_ms: 20,
             extra_args: vec![],
             restore_from: None,
+            server_binary: "rk-server",
+            env: vec![],
         }
     }
 }
@@ -159,6 +166,8 @@ pub struct Replica {
     pub log_path: PathBuf,
     child: Option<Child>,
     extra: Vec<String>,
+    /// Environment variables for this replica's next start (e.g. `RK_FAILPOINTS`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Replica {
@@ -407,13 +416,21 @@ impl Cluster {
         let log_path = self.dir.path().join(format!("r{id}.log"));
         let proxy = proxy::FaultProxy::start(SocketAddr::new(ip, PROXY_PORT), SocketAddr::new(ip, PEER_PORT)).await?;
         self.proxies.push(proxy);
-        self.replicas.push(Replica { id, ip, data_dir, log_path, child: None, extra: vec![] });
+        self.replicas.push(Replica {
+            id,
+            ip,
+            data_dir,
+            log_path,
+            child: None,
+            extra: vec![],
+            env: self.opts.env.clone(),
+        });
         Ok(self.replicas.len() - 1)
     }
 
     /// Starts (or restarts) replica `i`'s process.
     pub fn spawn(&mut self, i: usize) -> Result<()> {
-        let bin = binary("rk-server")?;
+        let bin = binary(self.opts.server_binary)?;
         let o = &self.opts;
         let r = &mut self.replicas[i];
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&r.log_path)?;
@@ -438,6 +455,7 @@ impl Cluster {
             .arg("info")
             .args(&r.extra)
             .args(&o.extra_args)
+            .envs(r.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log));

@@ -10,6 +10,10 @@
 //!
 //! `checker_catches_stale_reads` shows the checker is not vacuous: serializable reads
 //! from an isolated follower are stale, and the checker must say so.
+//!
+//! The `crash_*` tests crash replicas at rk-server's crash points (before and after the
+//! log fsync, after commit before apply, while saving, installing and compacting
+//! snapshots) with `rk-server-failpoints`, which `make build` builds.
 
 use anyhow::{Context, Result, bail, ensure};
 use etcd_client::{Compare, CompareOp, EventType, GetOptions, Txn, TxnOp, WatchOptions};
@@ -201,10 +205,7 @@ async fn linearizable_through_kills_partitions_and_pauses() -> Result<()> {
     let mut cluster = Cluster::start(ClusterOptions { replicas: 3, ..Default::default() }).await?;
     let endpoints = cluster.endpoints();
     let start = Instant::now();
-    let from = {
-        let mut c = connect(&endpoints[0]).await.context("connect")?;
-        c.get("/chaos/", Some(GetOptions::new().with_prefix())).await?.header().map(|h| h.revision()).unwrap_or(0)
-    };
+    let from = revision_now(&endpoints[0]).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> =
         (0..CLIENTS).map(|i| tokio::spawn(client(i, endpoints.clone(), start, stop.clone()))).collect();
@@ -276,6 +277,43 @@ async fn linearizable_through_kills_partitions_and_pauses() -> Result<()> {
     stop.store(true, Ordering::Relaxed);
     eprintln!("chaos: faults over; collecting the clients' histories");
 
+    let checked = verify(&endpoints, start, from, clients, watch).await?;
+    eprintln!(
+        "chaos: {} faults, {} operations checked ({} acknowledged writes), {} watch events, 0 violations",
+        faults.len(),
+        checked.operations,
+        checked.writes,
+        checked.watch_events,
+    );
+    for kind in ["kill -9 leader", "isolate leader", "pause leader", "kill -9 all"] {
+        let mut ms: Vec<u128> = faults.iter().filter(|(k, _)| *k == kind).map(|(_, d)| d.as_millis()).collect();
+        ms.sort_unstable();
+        if let (Some(max), false) = (ms.last(), ms.is_empty()) {
+            eprintln!("chaos: {kind}: {} times, recovery p50 {} ms, max {max} ms", ms.len(), ms[ms.len() / 2]);
+        }
+    }
+    ensure!(faults.len() >= 4, "only {} faults injected", faults.len());
+    ensure!(checked.writes > 50, "only {} writes were acknowledged: the workload hardly ran", checked.writes);
+    Ok(())
+}
+
+/// What [`verify`] checked.
+struct Checked {
+    operations: usize,
+    writes: usize,
+    watch_events: usize,
+}
+
+/// Collects the clients' histories (after `stop` was set), adds a final read of every key
+/// (a key an acknowledged write created and that is gone reads as absent), waits for the
+/// watcher, and checks linearizability and the watch guarantees.
+async fn verify(
+    endpoints: &[String],
+    start: Instant,
+    from: i64,
+    clients: Vec<tokio::task::JoinHandle<Record>>,
+    watch: tokio::task::JoinHandle<Vec<(i64, String)>>,
+) -> Result<Checked> {
     let mut ops = Vec::new();
     let mut acked = Vec::new();
     let mut maybe = HashSet::new();
@@ -286,40 +324,203 @@ async fn linearizable_through_kills_partitions_and_pauses() -> Result<()> {
         maybe.extend(rec.unknown_keys);
     }
     // Final reads of every key, after everything settled.
-    let mut c = connect(&endpoints[0]).await.context("connect for the final reads")?;
+    let mut c = None;
+    for e in endpoints {
+        c = connect(e).await;
+        if c.is_some() {
+            break;
+        }
+    }
+    let mut c = c.context("connect for the final reads")?;
     let call = now(start);
     let r = c.get("/chaos/", Some(GetOptions::new().with_prefix())).await?;
     let ret = now(start);
+    let mut present = HashSet::new();
     for kv in r.kvs() {
         let (k, v) = (String::from_utf8_lossy(kv.key()).to_string(), String::from_utf8_lossy(kv.value()).to_string());
+        present.insert(k.clone());
         ops.push(Op { client: 99, key: k, input: Input::Get, output: Output::Read(Some(v)), call, ret });
+    }
+    let written: HashSet<&String> = acked.iter().map(|(_, k)| k).collect();
+    for k in written.into_iter().filter(|k| !present.contains(*k)) {
+        ops.push(Op { client: 99, key: k.clone(), input: Input::Get, output: Output::Read(None), call, ret });
     }
     eprintln!("chaos: waiting for the watcher");
     let received = watch.await?;
     eprintln!("chaos: checking {} operations", ops.len());
-
-    let writes = acked.len();
-    let checked = match history::check(&ops) {
+    let operations = match history::check(&ops) {
         Ok(n) => n,
         Err(v) => bail!("{v}"),
     };
     if let Err(v) = history::check_watch(&received, &acked, &maybe, from) {
         bail!("watch violation: {v:?}");
     }
-    eprintln!(
-        "chaos: {} faults, {checked} operations checked ({writes} acknowledged writes), {} watch events, 0 violations",
-        faults.len(),
-        received.len(),
-    );
-    for kind in ["kill -9 leader", "isolate leader", "pause leader", "kill -9 all"] {
-        let mut ms: Vec<u128> = faults.iter().filter(|(k, _)| *k == kind).map(|(_, d)| d.as_millis()).collect();
-        ms.sort_unstable();
-        if let (Some(max), false) = (ms.last(), ms.is_empty()) {
-            eprintln!("chaos: {kind}: {} times, recovery p50 {} ms, max {max} ms", ms.len(), ms[ms.len() / 2]);
-        }
+    Ok(Checked { operations, writes: acked.len(), watch_events: received.len() })
+}
+
+/// The store's revision now: where a watcher of the test's keys starts.
+async fn revision_now(endpoint: &str) -> Result<i64> {
+    let mut c = connect(endpoint).await.context("connect")?;
+    let r = c.get("/chaos/", Some(GetOptions::new().with_prefix())).await?;
+    Ok(r.header().map(|h| h.revision()).unwrap_or(0))
+}
+
+// === crash points ===
+//
+// rk-server-failpoints (`make build`) crashes on purpose at a point named in
+// `RK_FAILPOINTS` (control-plane/src/failpoint.rs). Each test below arms one point on every
+// replica while the workload runs. The first replica to crash there shows it fired (exit
+// code 86); the others are then killed -9 as well (a cold crash of the whole cluster
+// right after the point), all restart disarmed, and the history must still be
+// linearizable with every acknowledged write kept.
+
+const FAILPOINT_EXIT: i32 = 86;
+
+fn armed(point: &str, count: u64) -> ClusterOptions {
+    ClusterOptions {
+        replicas: 3,
+        // Small, so snapshots and compactions happen within seconds of writes.
+        snapshot_entries: 200,
+        snapshot_catchup_entries: 50,
+        server_binary: "rk-server-failpoints",
+        env: vec![("RK_FAILPOINTS".into(), format!("{point}={count}"))],
+        ..Default::default()
     }
-    ensure!(faults.len() >= 4, "only {} faults injected", faults.len());
-    ensure!(writes > 50, "only {writes} writes were acknowledged: the workload hardly ran");
+}
+
+/// Which replica crashed at the failpoint, once one did.
+fn crashed_at_point(cluster: &mut Cluster) -> Option<usize> {
+    (0..cluster.replicas.len())
+        .find(|i| cluster.replicas[*i].exit_status().and_then(|s| s.code()) == Some(FAILPOINT_EXIT))
+}
+
+async fn crash_at(point: &str, count: u64) -> Result<()> {
+    let mut cluster = Cluster::start(armed(point, count)).await?;
+    let endpoints = cluster.endpoints();
+    let start = Instant::now();
+    let from = revision_now(&endpoints[0]).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> =
+        (0..CLIENTS).map(|i| tokio::spawn(client(i, endpoints.clone(), start, stop.clone()))).collect();
+    let watch = tokio::spawn(watcher(endpoints.clone(), from, stop.clone()));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let victim = loop {
+        if let Some(i) = crashed_at_point(&mut cluster) {
+            break i;
+        }
+        ensure!(Instant::now() < deadline, "no replica reached failpoint {point} (pass {count}) within 60 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let log = cluster.replicas[victim].log();
+    ensure!(log.contains(&format!("failpoint {point}: crashing on purpose")), "replica {victim} log:\n{log}");
+    for i in 0..cluster.replicas.len() {
+        cluster.kill(i);
+        cluster.replicas[i].env.clear();
+    }
+    for i in 0..cluster.replicas.len() {
+        cluster.restart(i)?;
+    }
+    cluster.wait_leader(Duration::from_secs(20)).await.context("no leader after restarting disarmed")?;
+    // The recovered cluster takes writes again; then stop and check.
+    wait_write(&endpoints).await?;
+    stop.store(true, Ordering::Relaxed);
+    let checked = verify(&endpoints, start, from, clients, watch).await?;
+    eprintln!(
+        "crash point {point}: replica {victim} crashed there; {} operations checked ({} acknowledged writes), 0 violations",
+        checked.operations, checked.writes
+    );
+    ensure!(checked.writes > 20, "only {} writes were acknowledged", checked.writes);
+    Ok(())
+}
+
+/// Waits until the cluster takes a write through one of `endpoints`.
+async fn wait_write(endpoints: &[String]) -> Result<()> {
+    rk_tests::wait_for("a write after recovery", Duration::from_secs(20), || async {
+        for e in endpoints {
+            if let Some(mut c) = connect(e).await
+                && c.put("/probe/after-recovery", "x", None).await.is_ok()
+            {
+                return Some(());
+            }
+        }
+        None
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crash_before_the_log_fsync() -> Result<()> {
+    crash_at("log-before-sync", 400).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crash_after_the_log_fsync_before_acknowledging() -> Result<()> {
+    crash_at("log-after-sync", 400).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crash_after_commit_before_apply() -> Result<()> {
+    crash_at("apply-before", 300).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crash_while_saving_a_snapshot() -> Result<()> {
+    crash_at("snapshot-save", 1).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crash_while_compacting_the_log() -> Result<()> {
+    crash_at("log-compact", 1).await
+}
+
+/// A follower that was down while the log moved past it gets a snapshot from the leader,
+/// and crashes installing it; restarted, it still catches up and agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crash_while_installing_a_snapshot() -> Result<()> {
+    let mut opts = armed("snapshot-install", 1);
+    opts.env.clear();
+    let mut cluster = Cluster::start(opts).await?;
+    let endpoints = cluster.endpoints();
+    let leader = cluster.wait_leader(Duration::from_secs(20)).await?;
+    let follower = (leader + 1) % 3;
+    cluster.kill(follower);
+    // Far more entries than a snapshot holds back: the follower can only catch up from one.
+    let mut c = connect(&endpoints[leader]).await.context("connect to the leader")?;
+    for i in 0..600 {
+        c.put(format!("/fill/{i:04}"), "x".repeat(64), None).await?;
+    }
+    let start = Instant::now();
+    let from = revision_now(&endpoints[leader]).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> =
+        (0..CLIENTS).map(|i| tokio::spawn(client(i, endpoints.clone(), start, stop.clone()))).collect();
+    let watch = tokio::spawn(watcher(endpoints.clone(), from, stop.clone()));
+
+    cluster.replicas[follower].env = vec![("RK_FAILPOINTS".into(), "snapshot-install=1".into())];
+    cluster.restart(follower)?;
+    rk_tests::wait_for("the follower to crash installing the snapshot", Duration::from_secs(60), || {
+        let code = cluster.replicas[follower].exit_status().and_then(|s| s.code());
+        async move { (code == Some(FAILPOINT_EXIT)).then_some(()) }
+    })
+    .await?;
+    cluster.replicas[follower].env.clear();
+    cluster.restart(follower)?;
+    // It catches up: a serializable read on it sees the last fill key.
+    let follower_endpoint = endpoints[follower].clone();
+    rk_tests::wait_for("the follower to catch up", Duration::from_secs(30), || async {
+        let mut c = connect(&follower_endpoint).await?;
+        let r = c.get("/fill/0599", Some(GetOptions::new().with_serializable())).await.ok()?;
+        (!r.kvs().is_empty()).then_some(())
+    })
+    .await?;
+    cluster.wait_leader(Duration::from_secs(20)).await?;
+    stop.store(true, Ordering::Relaxed);
+    let checked = verify(&endpoints, start, from, clients, watch).await?;
+    eprintln!(
+        "crash point snapshot-install: {} operations checked ({} acknowledged writes), 0 violations",
+        checked.operations, checked.writes
+    );
     Ok(())
 }
 

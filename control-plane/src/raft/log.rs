@@ -275,11 +275,14 @@ impl RaftLog {
         let meta = snap.get_metadata();
         let mut c = self.core.write();
         if let Some(wal) = &mut c.wal {
-            write_snapshot_file(&wal.snap_dir(), snap, kind)?;
+            write_snapshot_file(&wal.snap_dir(), snap, kind, None)?;
             let mut payload = Vec::with_capacity(16);
             payload.extend_from_slice(&meta.index.to_le_bytes());
             payload.extend_from_slice(&meta.term.to_le_bytes());
             wal.write_record(REC_SNAPSHOT_RESET, &payload)?;
+            if kind == SNAP_INSTALLED {
+                crate::failpoint::hit("snapshot-install");
+            }
         }
         c.reset_to_snapshot(meta);
         c.snap_data = Some(snap.data.clone());
@@ -321,6 +324,7 @@ impl RaftLog {
         let trunc = c.trunc_index;
         if let Some(wal) = &mut c.wal {
             wal.drop_old(trunc)?;
+            crate::failpoint::hit("log-compact");
             prune_snapshots(&wal.snap_dir(), meta.index)?;
         }
         Ok(())
@@ -769,10 +773,16 @@ fn open_disk(dir: &Path, segment_bytes: u64) -> Result<(Core, Recovered), LogErr
 /// Writes a snapshot of the local state machine to its file, durably (temporary
 /// file, fsync, rename, fsync the directory). Runs off the raft thread.
 pub fn write_local_snapshot(dir: &Path, snap: &Snapshot) -> Result<(), LogError> {
-    write_snapshot_file(dir, snap, SNAP_LOCAL)
+    write_snapshot_file(dir, snap, SNAP_LOCAL, Some("snapshot-save"))
 }
 
-fn write_snapshot_file(dir: &Path, snap: &Snapshot, kind: u8) -> Result<(), LogError> {
+/// Writes a snapshot file durably; `crash_point` is passed half way through the data.
+fn write_snapshot_file(
+    dir: &Path,
+    snap: &Snapshot,
+    kind: u8,
+    crash_point: Option<&'static str>,
+) -> Result<(), LogError> {
     /// Flush to disk every this many bytes: one huge fsync at the end would make the
     /// raft log's own small fsyncs wait behind it (they share the file system journal).
     const SYNC_EVERY: usize = 8 << 20;
@@ -793,10 +803,18 @@ fn write_snapshot_file(dir: &Path, snap: &Snapshot, kind: u8) -> Result<(), LogE
     let tmp = dir.join(format!("{name}.tmp"));
     let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
     f.write_all(&head).map_err(io_err(&tmp))?;
-    for chunk in snap.data.chunks(SYNC_EVERY) {
-        crc.update(chunk);
-        f.write_all(chunk).map_err(io_err(&tmp))?;
-        f.sync_data().map_err(io_err(&tmp))?;
+    let (first, second) = snap.data.split_at(snap.data.len() / 2);
+    for (i, half) in [first, second].into_iter().enumerate() {
+        if i == 1
+            && let Some(point) = crash_point
+        {
+            crate::failpoint::hit(point);
+        }
+        for chunk in half.chunks(SYNC_EVERY) {
+            crc.update(chunk);
+            f.write_all(chunk).map_err(io_err(&tmp))?;
+            f.sync_data().map_err(io_err(&tmp))?;
+        }
     }
     f.write_all(&crc.finalize().to_le_bytes()).map_err(io_err(&tmp))?;
     f.sync_all().map_err(io_err(&tmp))?;
@@ -1090,7 +1108,7 @@ mod tests {
             log.sync().unwrap();
         }
         // A crash after the snapshot file was written but before its WAL record.
-        write_snapshot_file(&dir.path().join("raft/snap"), &snapshot(5, 2, &[1, 2]), SNAP_INSTALLED).unwrap();
+        write_snapshot_file(&dir.path().join("raft/snap"), &snapshot(5, 2, &[1, 2]), SNAP_INSTALLED, None).unwrap();
         let (log, _) = RaftLog::open(&disk(dir.path())).unwrap();
         assert_eq!((log.first_index(), log.last_index()), (6, 5));
         assert_eq!(log.term(5).unwrap(), 2);

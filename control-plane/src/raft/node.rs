@@ -631,7 +631,9 @@ impl<T: Transport> Node<T> {
         if let Some(hs) = ready.hs() {
             self.log.set_hard_state(hs)?;
         }
+        crate::failpoint::hit("log-before-sync");
         self.log.sync()?;
+        crate::failpoint::hit("log-after-sync");
         // Reads whose index is now known.
         for rs in ready.take_read_states() {
             self.read_state(rs.request_ctx.as_ref(), rs.index);
@@ -710,6 +712,7 @@ impl<T: Transport> Node<T> {
 
     fn apply_entries(&mut self, entries: Vec<Entry>) {
         let Some(last) = entries.last() else { return };
+        crate::failpoint::hit("apply-before");
         let (last_index, last_term) = (last.index, last.term);
         let mut members_changed = false;
         {
