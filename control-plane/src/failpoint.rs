@@ -7,9 +7,14 @@
 //! `tests/tests/chaos.rs` crashes replicas at each and checks that no acknowledged write is
 //! lost and the history stays linearizable.
 //!
+//! `RK_PLANTED_BUGS=lazy-sync` plants a bug instead (see [`BUGS`]), so a test can show that
+//! the checks catch it: the crash tests are only worth something if they fail on a server
+//! that acknowledges what it has not made durable.
+//!
 //! Without the feature (every release build, and the `rk-server` that `make build` makes)
-//! [`hit`] compiles to nothing and the environment variable is ignored. `make build` also
-//! builds `rk-server-failpoints` with the feature, for the tests only.
+//! [`hit`] compiles to nothing, [`planted_skip`] is always false, and the environment
+//! variables are ignored. `make build` also builds `rk-server-failpoints` with the
+//! feature, for the tests only.
 
 /// Every crash point and where it is.
 pub const POINTS: &[(&str, &str)] = &[
@@ -21,6 +26,12 @@ pub const POINTS: &[(&str, &str)] = &[
     ("log-compact", "old log segments dropped after a snapshot, old snapshot files not yet pruned"),
 ];
 
+/// Bugs a test can plant, and what they break.
+pub const BUGS: &[(&str, &str)] = &[(
+    "lazy-sync",
+    "the raft log is written and fsync'd on one sync (with something to write) in 50 only, yet every sync acknowledges",
+)];
+
 /// The exit code of a crash at a failpoint (distinct from signals' 128+n).
 pub const CRASH_EXIT_CODE: i32 = 86;
 
@@ -29,7 +40,8 @@ pub const CRASH_EXIT_CODE: i32 = 86;
 pub fn init() -> Result<(), String> {
     #[cfg(feature = "failpoints")]
     {
-        armed::init()
+        armed::init()?;
+        armed::init_bugs()
     }
     #[cfg(not(feature = "failpoints"))]
     {
@@ -45,6 +57,34 @@ pub fn hit(name: &'static str) {
     armed::hit(name);
     #[cfg(not(feature = "failpoints"))]
     let _ = name;
+}
+
+/// Whether planted bug `bug` is on and this call is one it skips: true on every call but
+/// each `every`-th. Always false without the feature.
+#[inline(always)]
+pub fn planted_skip(bug: &'static str, every: u64) -> bool {
+    #[cfg(feature = "failpoints")]
+    {
+        armed::planted_skip(bug, every)
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = (bug, every);
+        false
+    }
+}
+
+/// Parses `RK_PLANTED_BUGS` (`bug,bug`) against [`BUGS`].
+pub fn parse_bugs(spec: &str) -> Result<Vec<&'static str>, String> {
+    let mut out = Vec::new();
+    for name in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((known, _)) = BUGS.iter().find(|(b, _)| *b == name) else {
+            let names: Vec<&str> = BUGS.iter().map(|(b, _)| *b).collect();
+            return Err(format!("RK_PLANTED_BUGS: unknown bug {name:?}; known bugs: {}", names.join(", ")));
+        };
+        out.push(*known);
+    }
+    Ok(out)
 }
 
 /// Parses `NAME=N,…` against [`POINTS`].
@@ -90,6 +130,28 @@ mod armed {
         Ok(())
     }
 
+    /// Planted bugs and how often each was consulted.
+    static BUGS: LazyLock<Mutex<HashMap<&'static str, u64>>> = LazyLock::new(|| {
+        let spec = std::env::var("RK_PLANTED_BUGS").unwrap_or_default();
+        Mutex::new(super::parse_bugs(&spec).unwrap_or_default().into_iter().map(|b| (b, 0)).collect())
+    });
+
+    pub fn init_bugs() -> Result<(), String> {
+        super::parse_bugs(&std::env::var("RK_PLANTED_BUGS").unwrap_or_default())?;
+        let bugs = BUGS.lock();
+        if !bugs.is_empty() {
+            tracing::warn!(bugs = ?bugs.keys().collect::<Vec<_>>(), "bugs planted: this process is broken on purpose");
+        }
+        Ok(())
+    }
+
+    pub fn planted_skip(bug: &'static str, every: u64) -> bool {
+        let mut bugs = BUGS.lock();
+        let Some(calls) = bugs.get_mut(bug) else { return false };
+        *calls += 1;
+        *calls % every.max(1) != 0
+    }
+
     pub fn hit(name: &'static str) {
         let mut armed = ARMED.lock();
         let Some(left) = armed.get_mut(name) else { return };
@@ -114,5 +176,7 @@ mod tests {
         assert!(parse("nope=1").unwrap_err().contains("known points: log-before-sync"));
         assert!(parse("log-after-sync=0").unwrap_err().contains("from 1"));
         assert!(parse("log-after-sync=x").is_err());
+        assert_eq!(parse_bugs("lazy-sync").unwrap(), vec!["lazy-sync"]);
+        assert!(parse_bugs("fast-and-loose").unwrap_err().contains("known bugs: lazy-sync"));
     }
 }
