@@ -13,7 +13,7 @@ use crate::config::{self, Config};
 use crate::etcd::{self, EtcdApi};
 use crate::lease::Lessor;
 use crate::raft::log::{Backend, DEFAULT_SEGMENT_BYTES, LogError, RaftLog};
-use crate::raft::node::{self, NodeOptions, ProposeError, RaftHandle, Role};
+use crate::raft::node::{self, Leadership, NodeOptions, ProposeError, RaftHandle, Role};
 use crate::raft::transport::{GrpcTransport, PeerService};
 use crate::store::StateMachine;
 use crate::store::snapshot::DecodeError;
@@ -54,6 +54,11 @@ pub enum ServerError {
     Serve(String),
     #[error("this replica was removed from the cluster")]
     Removed,
+    #[error(
+        "raft storage failed, so this replica stopped: {0}. Fix the cause (e.g. free disk space) and \
+         start it again: a write torn by the failure is cut off the log at start"
+    )]
+    Storage(String),
 }
 
 /// What a data directory records about its replica, so a restart with the wrong
@@ -166,10 +171,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         _ = shutdown => {}
         _ = wait_stopped(&replica.raft) => {}
     }
-    let removed = replica.raft.leadership().removed;
+    let Leadership { removed, failure, .. } = replica.raft.leadership();
     let _ = replica.raft.send(node::Command::Stop);
     done.await;
-    if removed { Err(ServerError::Removed) } else { Ok(()) }
+    match failure {
+        Some(why) => Err(ServerError::Storage(why)),
+        None if removed => Err(ServerError::Removed),
+        None => Ok(()),
+    }
 }
 
 async fn wait_stopped(raft: &RaftHandle) {

@@ -186,6 +186,106 @@ async fn every_replica_killed_and_restarted_keeps_every_acknowledged_write() -> 
     Ok(())
 }
 
+/// A tmpfs mounted on a replica's data directory, unmounted when dropped (lazily: the
+/// replica may still hold files open).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> Result<SmallDisk> {
+        std::fs::create_dir_all(dir)?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "this test needs root to mount a small tmpfs (mount said: {})",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(SmallDisk(dir.to_path_buf()))
+    }
+
+    fn grow(&self, size: &str) -> Result<()> {
+        let out =
+            std::process::Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.0).output()?;
+        anyhow::ensure!(out.status.success(), "remount: {}", String::from_utf8_lossy(&out.stderr).trim());
+        Ok(())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).output();
+    }
+}
+
+/// A follower whose disk fills up stops with a clear message (never serving or
+/// acknowledging what it could not write), the others carry on, and once there is room
+/// again it restarts, cuts off the torn write and catches up with every acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_a_replica_cleanly_and_it_catches_up_when_space_returns() -> Result<()> {
+    let mut cluster = Cluster::start(ClusterOptions::default()).await?;
+    let leader = cluster.wait_leader(Duration::from_secs(10)).await?;
+    let follower = (0..3).find(|i| *i != leader).context("no follower")?;
+    // Move the follower's data onto an 8 MB disk.
+    cluster.kill(follower);
+    let data = cluster.replicas[follower].data_dir.clone();
+    let saved = data.with_extension("saved");
+    std::fs::rename(&data, &saved)?;
+    let disk = SmallDisk::mount(&data, "8m")?;
+    let copied = std::process::Command::new("cp").arg("-a").arg(saved.join(".")).arg(&data).status()?;
+    anyhow::ensure!(copied.success(), "copy the data directory onto the small disk");
+    cluster.spawn(follower)?;
+    cluster.wait_leader(Duration::from_secs(10)).await?;
+
+    // 32 KiB values until the follower's disk is full and it stops.
+    let leader = cluster.wait_leader(Duration::from_secs(10)).await?;
+    let mut c = cluster.client(leader).await?;
+    let value = "x".repeat(32 * 1024);
+    let mut acked = 0;
+    while cluster.replicas[follower].exit_status().is_none() {
+        anyhow::ensure!(acked < 2000, "the follower still runs after {acked} writes of 32 KiB on an 8 MB disk");
+        c.put(format!("full/{acked:05}"), value.as_str(), None).await?;
+        acked += 1;
+    }
+    let status = cluster.replicas[follower].exit_status().context("exit status")?;
+    anyhow::ensure!(!status.success(), "the follower exited with success on a full disk");
+    let log = cluster.replicas[follower].log();
+    anyhow::ensure!(
+        log.contains("raft storage failed; stopping this replica") && log.contains("No space left on device"),
+        "no clear message in the follower's log:\n{}",
+        log.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+    );
+    // The other two carry on.
+    for i in 0..20 {
+        c.put(format!("full/after-{i}"), "v", None).await?;
+    }
+
+    // Room again: it restarts on what it had and catches up.
+    disk.grow("512m")?;
+    cluster.spawn(follower)?;
+    let mut f = cluster.client(follower).await?;
+    let last = format!("full/{:05}", acked - 1);
+    wait_for("the follower to catch up", Duration::from_secs(30), || {
+        let mut f = f.clone();
+        let last = last.clone();
+        async move {
+            get(&mut f, "full/after-19", true).await.ok().flatten()?;
+            get(&mut f, &last, true).await.ok().flatten()
+        }
+    })
+    .await?;
+    let r = f.get("full/", Some(GetOptions::new().with_prefix().with_count_only().with_serializable())).await?;
+    anyhow::ensure!(r.count() == (acked + 20) as i64, "the follower has {} of {} keys", r.count(), acked + 20);
+    for i in 0..acked {
+        let got = get(&mut f, &format!("full/{i:05}"), true).await?;
+        anyhow::ensure!(got.as_deref() == Some(value.as_str()), "full/{i:05} is missing or damaged on the follower");
+    }
+    cluster.kill(follower);
+    drop(disk);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_follower_catches_up_from_a_snapshot_after_restart() -> Result<()> {
     let mut cluster =

@@ -132,6 +132,9 @@ pub struct Leadership {
     /// This replica was removed from the cluster and has stopped.
     pub removed: bool,
     pub stopped: bool,
+    /// Why the raft thread stopped on its own, if its storage failed (a full disk, an
+    /// I/O error): the process must then exit with an error, not as if asked to stop.
+    pub failure: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -322,6 +325,8 @@ struct Node<T: Transport> {
     log_bytes_since_snapshot: u64,
     last_snapshot_bytes: u64,
     removed: bool,
+    /// Set when storage failed (see [`Leadership::failure`]).
+    failure: Option<String>,
 }
 
 /// The raft thread's command channel. Made before the node starts, because the
@@ -395,6 +400,7 @@ pub fn start<T: Transport>(
         log_bytes_since_snapshot: 0,
         last_snapshot_bytes: 0,
         removed: false,
+        failure: None,
     };
     let thread = std::thread::Builder::new()
         .name(format!("raft-{}", node.opts.id))
@@ -452,6 +458,7 @@ impl<T: Transport> Node<T> {
             self.issue_reads();
             if let Err(e) = self.on_ready() {
                 tracing::error!(error = %e, "raft storage failed; stopping this replica");
+                self.failure = Some(e.to_string());
                 break;
             }
             if self.removed {
@@ -472,6 +479,7 @@ impl<T: Transport> Node<T> {
         self.leadership_tx.send_modify(|l| {
             l.stopped = true;
             l.removed = self.removed;
+            l.failure = self.failure.take();
             l.leader = 0;
         });
     }
