@@ -29,7 +29,7 @@ pub const POINTS: &[(&str, &str)] = &[
 /// Bugs a test can plant, and what they break.
 pub const BUGS: &[(&str, &str)] = &[(
     "lazy-sync",
-    "the raft log is written and fsync'd on one sync (with something to write) in 50 only, yet every sync acknowledges",
+    "the raft log is written and fsync'd on one sync (with something to write) in 1000 only, yet every sync acknowledges",
 )];
 
 /// The exit code of a crash at a failpoint (distinct from signals' 128+n).

@@ -478,7 +478,7 @@ async fn crash_while_compacting_the_log() -> Result<()> {
 }
 
 /// The crash tests are not vacuous: rk-server-failpoints with a planted bug that makes the
-/// raft log durable on one sync in 50 (but acknowledges every time) loses acknowledged
+/// raft log durable on one sync in 1000 (but acknowledges every time) loses acknowledged
 /// writes when the whole cluster is killed, and the checks must say so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_checks_catch_a_server_that_acknowledges_before_its_log_is_durable() -> Result<()> {

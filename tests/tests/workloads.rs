@@ -270,3 +270,52 @@ async fn rollout_survives_a_leader_failover() -> Result<()> {
     ensure!(owners.len() == 1, "pods owned by {owners:?}");
     Ok(())
 }
+
+/// Every replica of the control plane restarted in turn (kill, start, back serving)
+/// while a slowed-down rolling update runs: the rollout still completes with exactly
+/// the desired pods, all new, in one ReplicaSet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_survives_a_rolling_restart_of_the_control_plane() -> Result<()> {
+    let mut cluster = Cluster::start(ClusterOptions { replicas: 3, ..Default::default() }).await?;
+    cluster.start_agent("hollow", &["--count", "3"])?;
+    let c = cluster.kube_client(0).await?;
+    let nodes: Api<Node> = Api::all(c.clone());
+    let deploys: Api<Deployment> = Api::namespaced(c.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    rk_tests::wait_nodes_ready(&nodes, 3).await?;
+    let mut d = deployment("roll", 10, "10m", "v1");
+    // Each step of the rollout waits 2 s for its new pods to count as available, so the
+    // restarts below happen while it is under way.
+    if let Some(spec) = d.spec.as_mut() {
+        spec.min_ready_seconds = Some(2);
+    }
+    deploys.create(&PostParams::default(), &d).await?;
+    wait_rolled_out(&deploys, "roll", Duration::from_secs(60)).await?;
+
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "registry.local/roll:v2"}]}}}});
+    deploys.patch("roll", &PatchParams::default(), &Patch::Strategic(patch)).await?;
+    for i in 0..3 {
+        cluster.restart(i)?;
+        let addr = cluster.replicas[i].client_addr();
+        wait_for("the restarted replica serving", Duration::from_secs(20), || async {
+            let (code, _) = rk_tests::http_get(addr, "/readyz").await.ok()?;
+            (code == 200).then_some(())
+        })
+        .await?;
+        cluster.wait_leader(Duration::from_secs(20)).await?;
+    }
+    let d = wait_rolled_out(&deploys, "roll", Duration::from_secs(90)).await?;
+    let live = live_pods(&pods, "roll").await?;
+    ensure!(
+        live.len() == 10 && live.iter().all(|p| image_of(p).ends_with(":v2") && is_ready(p)),
+        "after the rolling restart: {} pods {:?}",
+        live.len(),
+        live.iter().map(image_of).collect::<Vec<_>>()
+    );
+    ensure!(d.status.and_then(|s| s.replicas) == Some(10));
+    let owners: BTreeSet<String> =
+        live.iter().filter_map(|p| p.metadata.owner_references.as_ref()?.first().map(|o| o.name.clone())).collect();
+    ensure!(owners.len() == 1, "pods owned by {owners:?}");
+    Ok(())
+}

@@ -496,7 +496,7 @@ impl Wal {
     /// Writes the buffer and fsyncs; rolls to a new segment when this one is full.
     fn sync(&mut self, hs: &HardState) -> Result<(), LogError> {
         // A bug the crash tests must catch (test builds only; see crate::failpoint).
-        if !self.buf.is_empty() && crate::failpoint::planted_skip("lazy-sync", 50) {
+        if !self.buf.is_empty() && crate::failpoint::planted_skip("lazy-sync", 1000) {
             return Ok(());
         }
         if !self.buf.is_empty() {

@@ -287,7 +287,12 @@ impl WatchHub {
                         break;
                     }
                 }
-                w.next_rev = upto + 1;
+                // Never backwards: a watcher that asked for a revision this replica has
+                // not reached yet (a client that moved here from a replica further ahead)
+                // keeps waiting for it. Lowering it to `current + 1` here, after a snapshot
+                // install made every watcher catch up, once sent a client revisions it had
+                // already seen (the crash tests' watch checker caught it).
+                w.next_rev = w.next_rev.max(upto + 1);
                 if complete || upto >= current {
                     w.synced = true;
                     break;
@@ -414,6 +419,22 @@ mod tests {
             put(&mut sm, &hub, "k", &i.to_string()); // 2..=5
         }
         assert_eq!(revisions(&mut rx), vec![4, 5]);
+    }
+
+    #[test]
+    fn a_future_watcher_made_to_catch_up_still_waits_for_its_revision() {
+        let mut sm = StateMachine::new(1);
+        let hub = WatchHub::new();
+        let (tx, mut rx) = mpsc::channel(8);
+        hub.watch(&sm, spec("", 6), tx).unwrap();
+        put(&mut sm, &hub, "k", "0"); // 2
+        // A snapshot install makes every watcher catch up from the store's history.
+        hub.resync_all();
+        assert!(!hub.catch_up(&sm));
+        for i in 1..6 {
+            put(&mut sm, &hub, "k", &i.to_string()); // 3..=7
+        }
+        assert_eq!(revisions(&mut rx), vec![6, 7]);
     }
 
     #[test]
