@@ -176,7 +176,8 @@ fn http_get(ip: &str, port: u16) -> Option<String> {
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.0 200").then(|| body.trim().to_string())
+    // busybox httpd answers HTTP/1.1 even to 1.0.
+    (head.starts_with("HTTP/1.") && head.split_whitespace().nth(1) == Some("200")).then(|| body.trim().to_string())
 }
 
 /// A Deployment of busybox web servers answering with their hostname (the pod's
@@ -200,6 +201,14 @@ spec:
         readinessProbe:
           httpGet: {path: /, port: 8080}
           periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
 "#;
 
 /// (name, phase, ready, pod IP, node) of the `web` pods.
@@ -320,6 +329,17 @@ fn docker_cluster_runs_pods_on_its_network_survives_a_node_loss_and_leaves_nothi
     let (from, other_ip) = (&pods[0].0, &pods[3].3);
     let exec = env.rkctl(&["exec", from, "--", "wget", "-qO-", &format!("http://{other_ip}:8080/")]).ok();
     assert_eq!(exec.stdout.trim(), pods[3].0, "pod {from} reached pod {} at {other_ip}", pods[3].0);
+
+    // Cluster DNS from a pod: the Service's name resolves to its cluster IP.
+    let cluster_ip = env.rkctl(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]).ok().stdout;
+    let lookup = env.rkctl(&["exec", from, "--", "nslookup", "web.default.svc.cluster.local"]).ok();
+    assert!(!cluster_ip.is_empty() && lookup.stdout.contains(cluster_ip.trim()), "{cluster_ip}: {}", lookup.stdout);
+    // The Service's node port answers at a node's address, from the host.
+    let node_ip = rec["nodes"][0]["ip"].as_str().unwrap().to_string();
+    let pod_names: Vec<&str> = pods.iter().map(|p| p.0.as_str()).collect();
+    wait_until("the node port to answer", Duration::from_secs(20), || {
+        http_get(&node_ip, 30080).filter(|body| pod_names.contains(&body.as_str()))
+    });
 
     // Kill a node like a machine: its pods are replaced on the other node.
     let victim = format!("{name}-node-2");

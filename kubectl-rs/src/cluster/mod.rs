@@ -535,7 +535,14 @@ async fn summary(rec: &ClusterRecord, dir: &Path, took: Duration) {
         out += &format!("  Logs        {}/*.log\n\n", dir.display());
     }
     out += "You can now use your cluster with:\n\n";
-    out += "  rkctl get nodes\n  rkctl apply -f manifests/demo.yml\n";
+    out += "  rkctl get nodes\n";
+    if docker {
+        // No registry: pods need images the engine already has.
+        out +=
+            &format!("  rkctl apply -f FILE   (pod images must be local, e.g. {}, which has busybox)\n", docker::IMAGE);
+    } else {
+        out += "  rkctl apply -f manifests/demo.yml\n";
+    }
     out += &format!("  kubectl get nodes --context {}\n\n", rec.context);
     if let Some(node) = rec.nodes.first().and_then(|n| n.container.as_deref()).filter(|_| docker) {
         out += &format!(
