@@ -527,27 +527,38 @@ fn linked_libraries(bin: &Path) -> Result<Vec<PathBuf>, ClusterError> {
         .collect())
 }
 
-/// Builds [`IMAGE`] from `bins` unless the engine has it with their fingerprint.
-/// Returns whether it built.
-fn ensure_image(bins: &super::process::Binaries, progress: &Progress) -> Result<bool, ClusterError> {
-    let fp = fingerprint(&[&bins.server, &bins.agent])?;
-    if image_fingerprint(IMAGE).as_deref() == Some(fp.as_str()) {
-        return Ok(false);
+/// What building [`IMAGE`] needs, when the engine lacks it or has it from other
+/// binaries; None when it is current.
+fn image_to_build(bins: &super::process::Binaries) -> Result<Option<ImagePlan>, ClusterError> {
+    let fingerprint = fingerprint(&[&bins.server, &bins.agent])?;
+    if image_fingerprint(IMAGE).as_deref() == Some(fingerprint.as_str()) {
+        return Ok(None);
     }
+    Ok(Some(ImagePlan { fingerprint, busybox: busybox()? }))
+}
+
+/// An image to build: the binaries' fingerprint, and the busybox to put in.
+#[derive(Debug, Clone)]
+struct ImagePlan {
+    fingerprint: String,
+    busybox: PathBuf,
+}
+
+/// Builds [`IMAGE`] from `bins`, showing it as a step.
+fn build(bins: &super::process::Binaries, plan: &ImagePlan, progress: &Progress) -> Result<(), ClusterError> {
     let step = progress.step(format!(
         "Building image {IMAGE} from {} (first time, or the binaries changed)",
         bins.server.parent().unwrap_or(Path::new("/")).display()
     ));
     let work = std::env::temp_dir().join(format!("rk-cluster-image-{}", std::process::id()));
-    let result = build_image(bins, &fp, &work);
+    let result = build_image(bins, &plan.fingerprint, &plan.busybox, &work);
     let _ = std::fs::remove_dir_all(&work);
     result?;
     step.done();
-    Ok(true)
+    Ok(())
 }
 
-fn build_image(bins: &super::process::Binaries, fp: &str, work: &Path) -> Result<(), ClusterError> {
-    let busybox = busybox()?;
+fn build_image(bins: &super::process::Binaries, fp: &str, busybox: &Path, work: &Path) -> Result<(), ClusterError> {
     let root = work.join("root");
     let io = |p: &Path, e| ClusterError::io(p, e);
     for d in ["bin", "usr/local/bin", "etc", "tmp", "var/lib/rk", "var/lib/rk-agent", "root", "var/run"] {
@@ -582,8 +593,8 @@ fn build_image(bins: &super::process::Binaries, fp: &str, work: &Path) -> Result
         }
     }
     let bb = root.join("bin/busybox");
-    std::fs::copy(&busybox, &bb).map_err(|e| io(&busybox, e))?;
-    let applets = Command::new(&busybox)
+    std::fs::copy(busybox, &bb).map_err(|e| io(busybox, e))?;
+    let applets = Command::new(busybox)
         .arg("--list")
         .output()
         .map_err(|e| ClusterError::NoBusybox(format!("cannot run {}: {e}", busybox.display())))?;
@@ -650,6 +661,9 @@ fn subnets_in_use() -> Result<Vec<String>, ClusterError> {
 #[derive(Debug, Default)]
 pub struct DockerDriver {
     bins: Option<super::process::Binaries>,
+    /// Set by `prepare` when the image must be built (so a missing busybox is
+    /// reported before anything is created); `start` builds it.
+    image: Option<ImagePlan>,
     /// The cluster `start` is creating, and the containers it started (to notice one
     /// exiting while `up` waits).
     started: Option<(String, Vec<ProcessRecord>)>,
@@ -665,7 +679,9 @@ impl Driver for DockerDriver {
     fn prepare(&mut self) -> Result<(), ClusterError> {
         check_engine()?;
         engine_socket()?;
-        self.bins = Some(super::process::Binaries::find()?);
+        let bins = super::process::Binaries::find()?;
+        self.image = image_to_build(&bins)?;
+        self.bins = Some(bins);
         Ok(())
     }
 
@@ -674,11 +690,17 @@ impl Driver for DockerDriver {
     }
 
     async fn start(&mut self, rec: &mut ClusterRecord, dir: &Path, progress: &Progress) -> Result<(), ClusterError> {
-        let bins = match &self.bins {
-            Some(b) => b.clone(),
-            None => super::process::Binaries::find()?,
+        let (bins, image) = match &self.bins {
+            Some(b) => (b.clone(), self.image.take()),
+            None => {
+                let bins = super::process::Binaries::find()?;
+                let image = image_to_build(&bins)?;
+                (bins, image)
+            }
         };
-        ensure_image(&bins, progress)?;
+        if let Some(plan) = image {
+            build(&bins, &plan, progress)?;
+        }
         let network = rec.network.clone().unwrap_or_else(|| network_name(&rec.name));
         let b = rec.replicas[0].ip.parse::<Ipv4Addr>().map_err(|_| ClusterError::NoSubnet)?.octets()[2];
 
