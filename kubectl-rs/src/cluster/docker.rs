@@ -551,9 +551,15 @@ fn build(bins: &super::process::Binaries, plan: &ImagePlan, progress: &Progress)
         bins.server.parent().unwrap_or(Path::new("/")).display()
     ));
     let work = std::env::temp_dir().join(format!("rk-cluster-image-{}", std::process::id()));
+    let previous = docker("image inspect", &["image", "inspect", "--format", "{{.Id}}", IMAGE]).ok();
     let result = build_image(bins, &plan.fingerprint, &plan.busybox, &work);
     let _ = std::fs::remove_dir_all(&work);
     result?;
+    // The image of older binaries lost its tag: remove it rather than leave it
+    // dangling (the engine refuses while a cluster still runs it, which is fine).
+    if let Some(old) = previous.map(|id| id.trim().to_string()).filter(|id| !id.is_empty()) {
+        let _ = docker("rmi", &["image", "rm", &old]);
+    }
     step.done();
     Ok(())
 }
