@@ -536,7 +536,8 @@ pub enum ClusterDriver {
     /// Every replica and node is a process on this machine; pods are host processes.
     #[default]
     Process,
-    /// Every replica and node in a Docker container (not built yet).
+    /// Every replica and node a Docker container with its own address on a network of
+    /// the cluster's; pods are Docker containers on that network.
     Docker,
 }
 
@@ -570,7 +571,7 @@ pub struct ClusterUpArgs {
     /// Control-plane replicas: 1, 3 or 5.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub replicas: u32,
-    /// Nodes (rk-agent processes) that run pods.
+    /// Nodes (rk-agent processes or containers) that run pods.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub nodes: u32,
     /// How replicas and nodes run.

@@ -368,7 +368,7 @@ fn bad_input_is_one_line_and_creates_nothing() {
         (&["cluster", "up", "--replicas", "2"], "--replicas must be 1, 3 or 5"),
         (&["cluster", "up", "--nodes", "0"], "--nodes must be between 1 and 100"),
         (&["cluster", "up", "--name", "Bad_Name"], "invalid cluster name \"Bad_Name\""),
-        (&["cluster", "up", "--driver", "docker"], "the docker driver is not built yet; use --driver process"),
+        (&["cluster", "up", "--driver", "docker", "--replicas", "4"], "--replicas must be 1, 3 or 5"),
         (&["cluster", "up", "--wait", "soon"], "invalid --wait \"soon\""),
         (&["cluster", "up", "--driver", "vm"], "invalid value 'vm' for '--driver"),
         (&["cluster", "status", "--name", "ghost"], "no cluster named \"ghost\""),

@@ -11,16 +11,17 @@
 //! ```
 //!
 //! Parts: [`state`] (where clusters live, `cluster.json`), [`process`] (the process
-//! driver: every replica and node a local process), [`kubeconfig`] (merging and
-//! removing the `rk-<name>` entries), [`progress`] (step lines and spinners).
+//! driver: every replica and node a local process), [`docker`] (the docker driver:
+//! every replica and node a container on a network of the cluster's own, pods
+//! containers beside them), [`kubeconfig`] (merging and removing the `rk-<name>`
+//! entries), [`progress`] (step lines and spinners).
 //!
 //! Drivers: a driver implements [`Driver`] (prepare, plan, start, check, stop,
 //! is_running, pods) over the shared [`state::ClusterRecord`]; the orchestration
 //! here (flags, the directory lock, waits, kubeconfig, clean-up, output) is shared.
-//! Only `process` exists; `--driver docker` is refused with a clear error until its
-//! module exists (then: a `docker.rs` implementing [`Driver`], and a case in
-//! [`driver_for`]).
+//! [`driver_for`] picks one by name (`--driver`, or the `driver` of a record).
 
+pub mod docker;
 pub mod kubeconfig;
 pub mod process;
 pub mod progress;
@@ -57,10 +58,23 @@ pub enum ClusterError {
     BadNodes(u32),
     #[error("invalid --wait {0:?}: use a duration like 60s, 2m or 500ms")]
     BadWait(String),
-    #[error("the {0} driver is not built yet; use --driver process (the default)")]
-    DriverNotBuilt(&'static str),
-    #[error("unknown driver {0:?} (known: process)")]
+    #[error("unknown driver {0:?} (known: process, docker)")]
     UnknownDriver(String),
+    #[error("Docker does not answer: {0}; start the Docker daemon (or use --driver process)")]
+    DockerUnavailable(String),
+    #[error("docker {step} failed: {message}")]
+    Docker { step: String, message: String },
+    #[error("cannot build the image {image}: {0}", image = docker::IMAGE)]
+    ImageBuild(String),
+    #[error(
+        "no static busybox for the image {image} ({0}); set RK_BUSYBOX to a static busybox binary (Debian: `apt-get download busybox-static`)",
+        image = docker::IMAGE
+    )]
+    NoBusybox(String),
+    #[error(
+        "no free subnet 10.242.x.0/24 for the cluster's Docker network: every candidate overlaps a Docker network or another cluster; `docker network ls` shows them"
+    )]
+    NoSubnet,
     #[error(
         "cluster {0:?} already exists; `rkctl cluster status --name {0}` shows it, `rkctl cluster down --name {0}` deletes it"
     )]
@@ -159,12 +173,70 @@ pub(crate) trait Driver {
     fn pods(&self, node: &ProcessRecord) -> usize;
 }
 
+/// Any driver, chosen at run time (`Driver` has `async fn`s, so no `dyn Driver`).
+#[derive(Debug)]
+enum AnyDriver {
+    Process(process::ProcessDriver),
+    Docker(Box<docker::DockerDriver>),
+}
+
 /// The driver called `name` (from `--driver` or a cluster's record).
-fn driver_for(name: &str) -> Result<process::ProcessDriver, ClusterError> {
+fn driver_for(name: &str) -> Result<AnyDriver, ClusterError> {
     match name {
-        "process" => Ok(process::ProcessDriver::default()),
-        "docker" => Err(ClusterError::DriverNotBuilt("docker")),
+        "process" => Ok(AnyDriver::Process(process::ProcessDriver::default())),
+        "docker" => Ok(AnyDriver::Docker(Box::default())),
         other => Err(ClusterError::UnknownDriver(other.to_string())),
+    }
+}
+
+impl Driver for AnyDriver {
+    fn prepare(&mut self) -> Result<(), ClusterError> {
+        match self {
+            AnyDriver::Process(d) => d.prepare(),
+            AnyDriver::Docker(d) => d.prepare(),
+        }
+    }
+
+    fn plan(&mut self, spec: &Spec, dir: &Path) -> Result<ClusterRecord, ClusterError> {
+        match self {
+            AnyDriver::Process(d) => d.plan(spec, dir),
+            AnyDriver::Docker(d) => d.plan(spec, dir),
+        }
+    }
+
+    async fn start(&mut self, rec: &mut ClusterRecord, dir: &Path, progress: &Progress) -> Result<(), ClusterError> {
+        match self {
+            AnyDriver::Process(d) => d.start(rec, dir, progress).await,
+            AnyDriver::Docker(d) => d.start(rec, dir, progress).await,
+        }
+    }
+
+    fn check(&mut self) -> Result<(), ClusterError> {
+        match self {
+            AnyDriver::Process(d) => d.check(),
+            AnyDriver::Docker(d) => d.check(),
+        }
+    }
+
+    async fn stop(&mut self, rec: &ClusterRecord) -> Result<Stopped, ClusterError> {
+        match self {
+            AnyDriver::Process(d) => d.stop(rec).await,
+            AnyDriver::Docker(d) => d.stop(rec).await,
+        }
+    }
+
+    fn is_running(&self, p: &ProcessRecord) -> bool {
+        match self {
+            AnyDriver::Process(d) => d.is_running(p),
+            AnyDriver::Docker(d) => d.is_running(p),
+        }
+    }
+
+    fn pods(&self, node: &ProcessRecord) -> usize {
+        match self {
+            AnyDriver::Process(d) => d.pods(node),
+            AnyDriver::Docker(d) => d.pods(node),
+        }
     }
 }
 
@@ -436,6 +508,7 @@ async fn summary(rec: &ClusterRecord, dir: &Path, took: Duration) {
         "  DNS         {} (zone cluster.local: dig @{dns_ip} -p {dns_port} SERVICE.NAMESPACE.svc.cluster.local)\n",
         rec.dns
     );
+    let docker = rec.driver == "docker";
     for (i, n) in rec.nodes.iter().enumerate() {
         let state = match ready.get(i).cloned().flatten().as_deref() {
             Some("True") => "Ready",
@@ -443,12 +516,40 @@ async fn summary(rec: &ClusterRecord, dir: &Path, took: Duration) {
             None => "not registered",
         };
         let label = if i == 0 { "Nodes" } else { "" };
-        out += &format!("  {label:<11} {} ({}, process runtime) {state}\n", n.name, n.ip);
+        let how = match &n.container {
+            Some(c) if docker => format!("container {c}, pods are docker containers"),
+            _ => "process runtime".to_string(),
+        };
+        out += &format!("  {label:<11} {} ({}, {how}) {state}\n", n.name, n.ip);
     }
-    out += &format!("  Logs        {}/*.log\n\n", dir.display());
+    if docker {
+        let network = rec.network.as_deref().unwrap_or("-");
+        out += &format!("  Network     {network} (every replica, node and pod has an address on it)\n");
+        out += &format!(
+            "  Logs        docker logs {} (and the other containers: docker ps --filter label={}={})\n\n",
+            rec.replicas.first().and_then(|r| r.container.as_deref()).unwrap_or("-"),
+            docker::CLUSTER_LABEL,
+            rec.name
+        );
+    } else {
+        out += &format!("  Logs        {}/*.log\n\n", dir.display());
+    }
     out += "You can now use your cluster with:\n\n";
-    out += "  rkctl get nodes\n  rkctl apply -f manifests/demo.yml\n";
+    out += "  rkctl get nodes\n";
+    if docker {
+        // No registry: pods need images the engine already has.
+        out +=
+            &format!("  rkctl apply -f FILE   (pod images must be local, e.g. {}, which has busybox)\n", docker::IMAGE);
+    } else {
+        out += "  rkctl apply -f manifests/demo.yml\n";
+    }
     out += &format!("  kubectl get nodes --context {}\n\n", rec.context);
+    if let Some(node) = rec.nodes.first().and_then(|n| n.container.as_deref()).filter(|_| docker) {
+        out += &format!(
+            "Fail a node like a machine: docker stop|pause {node}, or docker network disconnect {} {node}\n(its agent stops; its pods are containers beside it and keep running until `down`)\n\n",
+            rec.network.as_deref().unwrap_or("-")
+        );
+    }
     out += &format!("Delete it with: rkctl cluster down --name {}\n", rec.name);
     crate::output::print(&out);
 }
@@ -490,13 +591,25 @@ async fn down(g: &GlobalArgs, name: &str) -> Result<(), ClusterError> {
     let step = progress.step(format!("Removing {}", dir.display()));
     std::fs::remove_dir_all(&dir).map_err(|e| ClusterError::io(&dir, e))?;
     step.done();
-    crate::output::print(&format!(
-        "Deleted cluster {name:?} ({} process{}, {} pod process{} stopped)\n",
-        stopped.daemons,
-        if stopped.daemons == 1 { "" } else { "es" },
-        stopped.pods,
-        if stopped.pods == 1 { "" } else { "es" }
-    ));
+    let text = if rec.driver == "docker" {
+        format!(
+            "Deleted cluster {name:?} ({} running container{} and {} running pod{} removed, with the network {})\n",
+            stopped.daemons,
+            plural(stopped.daemons),
+            stopped.pods,
+            plural(stopped.pods),
+            rec.network.as_deref().unwrap_or("-")
+        )
+    } else {
+        format!(
+            "Deleted cluster {name:?} ({} process{}, {} pod process{} stopped)\n",
+            stopped.daemons,
+            if stopped.daemons == 1 { "" } else { "es" },
+            stopped.pods,
+            if stopped.pods == 1 { "" } else { "es" }
+        )
+    };
+    crate::output::print(&text);
     Ok(())
 }
 
@@ -553,8 +666,15 @@ async fn status(name: &str) -> Result<(), ClusterError> {
         rec.dns,
         rec.context
     );
+    // Where each runs: a pid (process driver) or a container (docker driver).
+    let docker = rec.driver == "docker";
+    let whereabouts = |p: &ProcessRecord| match &p.container {
+        Some(c) if docker => c.clone(),
+        _ => p.pid.to_string(),
+    };
+    let column = if docker { "CONTAINER" } else { "PID" };
     let mut tw = TabWriter::for_tables();
-    tw.write("REPLICA\tADDRESS\tPID\tRUNNING\tREADY\tLEADER\tDNS\n");
+    tw.write(&format!("REPLICA\tADDRESS\t{column}\tRUNNING\tREADY\tLEADER\tDNS\n"));
     for r in &rec.replicas {
         let running = driver.is_running(r);
         let (ready, leader) =
@@ -564,7 +684,7 @@ async fn status(name: &str) -> Result<(), ClusterError> {
             r.name,
             r.ip,
             r.port,
-            r.pid,
+            whereabouts(r),
             yes_no(running),
             r.dns.as_deref().unwrap_or("-")
         ));
@@ -583,7 +703,7 @@ async fn status(name: &str) -> Result<(), ClusterError> {
         }
     }
     let mut tw = TabWriter::for_tables();
-    tw.write("NODE\tADDRESS\tPID\tRUNNING\tREADY\tPODS\n");
+    tw.write(&format!("NODE\tADDRESS\t{column}\tRUNNING\tREADY\tPODS\n"));
     for (i, n) in rec.nodes.iter().enumerate() {
         let ready = match &conditions {
             None => "unknown (no API)".to_string(),
@@ -594,7 +714,7 @@ async fn status(name: &str) -> Result<(), ClusterError> {
             n.name,
             n.ip,
             n.port,
-            n.pid,
+            whereabouts(n),
             yes_no(driver.is_running(n)),
             driver.pods(n)
         ));

@@ -338,6 +338,7 @@ fn plan(spec: &Spec, dir: &Path) -> Result<ClusterRecord, ClusterError> {
         dns: None,
         pid: 0,
         start_ticks: 0,
+        container: None,
     };
     let mut replicas: Vec<ProcessRecord> = (1..=spec.replicas)
         .map(|id| proc(Role::Replica, format!("replica-{id}"), replica_ip(b, id), CLIENT_PORT))
@@ -363,6 +364,7 @@ fn plan(spec: &Spec, dir: &Path) -> Result<ClusterRecord, ClusterError> {
         context: format!("rk-{}", spec.name),
         kubeconfig: None,
         complete: false,
+        network: None,
         replicas,
         nodes,
     };
@@ -604,6 +606,7 @@ mod tests {
             dns: None,
             pid,
             start_ticks: ticks,
+            container: None,
         };
         assert!(!is_running(&p), "sleep's command line does not name the data directory");
         assert!(leads_group_since(pid, ticks));

@@ -5,8 +5,11 @@
 //!   clusters/<name>/
 //!     cluster.json        this module's [`ClusterRecord`]: driver, addresses, processes
 //!     replica-<id>/       an rk-server's data directory; replica-<id>.log its output
+//!                         (docker driver: bound at /var/lib/rk in its container;
+//!                         the log is written from `docker logs` when `up` fails)
 //!     node-<k>/           an rk-agent's data directory (pods, volumes, pod logs);
-//!                         node-<k>.log its output
+//!                         node-<k>.log its output (docker driver: bound at the
+//!                         same path in its container)
 //! ```
 //!
 //! The directory is the cluster's lock: `up` creates it with `mkdir` (which fails when
@@ -62,13 +65,16 @@ pub struct ProcessRecord {
     pub pid: i32,
     /// Field 22 of `/proc/<pid>/stat`: when it started, in clock ticks since boot.
     pub start_ticks: u64,
+    /// Docker driver: the container it runs in (pid and start ticks stay zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// A local cluster, as `cluster.json` records it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClusterRecord {
     pub name: String,
-    /// `process` (the only driver so far).
+    /// `process` or `docker`.
     pub driver: String,
     /// The API server URL the kubeconfig points at (replica 1's).
     pub api: String,
@@ -83,6 +89,9 @@ pub struct ClusterRecord {
     /// interrupted).
     #[serde(default)]
     pub complete: bool,
+    /// Docker driver: the cluster's Docker network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
     pub replicas: Vec<ProcessRecord>,
     pub nodes: Vec<ProcessRecord>,
 }
@@ -139,6 +148,7 @@ mod tests {
             context: "rk-a".into(),
             kubeconfig: None,
             complete: false,
+            network: None,
             replicas: vec![ProcessRecord {
                 role: Role::Replica,
                 name: "replica-1".into(),
@@ -149,6 +159,7 @@ mod tests {
                 log: dir.path().join("a/replica-1.log"),
                 pid: 12,
                 start_ticks: 34,
+                container: None,
             }],
             nodes: vec![],
         };
