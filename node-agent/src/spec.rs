@@ -55,6 +55,30 @@ impl Objects {
         Ok(v)
     }
 
+    /// The Services whose environment variables a pod in `ns` gets, as the kubelet picks
+    /// them: `kubernetes` in `default` always, and with service links (the default) every
+    /// Service of the pod's namespace, which wins over the former on a name clash.
+    async fn services(&mut self, client: &Client, ns: &str, links: bool) -> Result<Vec<Value>, ConfigError> {
+        let mut by_name: BTreeMap<String, Value> = BTreeMap::new();
+        if (ns != "default" || !links)
+            && let Some(master) = self.get(client, "services", "default", "kubernetes").await?
+        {
+            by_name.insert("kubernetes".into(), master);
+        }
+        if links {
+            let list = client
+                .list("services", Some(ns), "")
+                .await
+                .map_err(|e| ConfigError::Api { what: format!("the services of namespace {ns}"), source: e })?;
+            for svc in list["items"].as_array().into_iter().flatten() {
+                if let Some(name) = svc.pointer("/metadata/name").and_then(Value::as_str) {
+                    by_name.insert(name.to_string(), svc.clone());
+                }
+            }
+        }
+        Ok(by_name.into_values().collect())
+    }
+
     /// The decoded data of a ConfigMap or Secret (Secret values are base64 in the API).
     async fn data(
         &mut self,
@@ -153,6 +177,49 @@ fn resource_field(container: &Value, resource: &str, divisor: Option<&str>) -> O
     Some(q)
 }
 
+/// The Docker-links-style variables Kubernetes gives every container for each Service
+/// with a cluster IP (headless Services have none): `<NAME>_SERVICE_HOST`,
+/// `<NAME>_SERVICE_PORT` (the first port), `<NAME>_SERVICE_PORT_<PORT NAME>`, and
+/// `<NAME>_PORT`, `<NAME>_PORT_<port>_<PROTO>[_PROTO|_PORT|_ADDR]`, with names upper-cased
+/// and `-` turned into `_` (the kubelet's `envvars.FromServices`).
+pub fn service_env(services: &[Value]) -> Vec<(String, String)> {
+    let upper = |s: &str| s.replace('-', "_").to_uppercase();
+    let mut out = Vec::new();
+    for svc in services {
+        let ip = svc.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("");
+        if ip.is_empty() || ip == "None" {
+            continue;
+        }
+        let Some(name) = svc.pointer("/metadata/name").and_then(Value::as_str) else { continue };
+        let ports: Vec<&Value> = svc.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten().collect();
+        let Some(first) = ports.first() else { continue };
+        let prefix = upper(name);
+        let port_of = |p: &Value| p["port"].as_i64().unwrap_or(0).to_string();
+        out.push((format!("{prefix}_SERVICE_HOST"), ip.to_string()));
+        out.push((format!("{prefix}_SERVICE_PORT"), port_of(first)));
+        for p in &ports {
+            if let Some(port_name) = p["name"].as_str().filter(|n| !n.is_empty()) {
+                out.push((format!("{prefix}_SERVICE_PORT_{}", upper(port_name)), port_of(p)));
+            }
+        }
+        let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
+        for (i, p) in ports.iter().enumerate() {
+            let proto = p["protocol"].as_str().unwrap_or("TCP");
+            let port = port_of(p);
+            let url = format!("{}://{host}:{port}", proto.to_lowercase());
+            if i == 0 {
+                out.push((format!("{prefix}_PORT"), url.clone()));
+            }
+            let base = format!("{prefix}_PORT_{port}_{}", proto.to_uppercase());
+            out.push((base.clone(), url));
+            out.push((format!("{base}_PROTO"), proto.to_lowercase()));
+            out.push((format!("{base}_PORT"), port));
+            out.push((format!("{base}_ADDR"), ip.to_string()));
+        }
+    }
+    out
+}
+
 /// The environment of a container, in order (later entries win, as in Kubernetes).
 pub async fn env(
     client: &Client,
@@ -163,7 +230,10 @@ pub async fn env(
     host_ip: &str,
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let ns = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
-    let mut vars: Vec<(String, String)> = Vec::new();
+    // Service variables come first, so that the container's own (later) win on a clash and
+    // may refer to them with $(NAME), as with the kubelet.
+    let links = pod.pointer("/spec/enableServiceLinks").and_then(Value::as_bool).unwrap_or(true);
+    let mut vars: Vec<(String, String)> = service_env(&objects.services(client, ns, links).await?);
     for from in container["envFrom"].as_array().into_iter().flatten() {
         let prefix = from["prefix"].as_str().unwrap_or("");
         let (kind, r) = if from["configMapRef"].is_object() {
@@ -453,6 +523,39 @@ mod tests {
     fn expansion() {
         let vars = vec![("A".to_string(), "1".to_string()), ("B".to_string(), "x".to_string())];
         assert_eq!(expand("$(A)-$(B)-$(C)-$$(A)-$", &vars), "1-x-$(C)-$(A)-$");
+    }
+
+    #[test]
+    fn service_variables_as_the_kubelet_writes_them() {
+        let svcs = vec![
+            json!({"metadata": {"name": "kubernetes"}, "spec": {"clusterIP": "10.96.0.1",
+                   "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]}}),
+            json!({"metadata": {"name": "web-api"}, "spec": {"clusterIP": "10.96.3.4",
+                   "ports": [{"port": 80, "protocol": "TCP"}, {"name": "dns-udp", "port": 53, "protocol": "UDP"}]}}),
+            json!({"metadata": {"name": "headless"}, "spec": {"clusterIP": "None", "ports": [{"port": 80}]}}),
+        ];
+        let env: BTreeMap<String, String> = service_env(&svcs).into_iter().collect();
+        let want = [
+            ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+            ("KUBERNETES_SERVICE_PORT", "443"),
+            ("KUBERNETES_SERVICE_PORT_HTTPS", "443"),
+            ("KUBERNETES_PORT", "tcp://10.96.0.1:443"),
+            ("KUBERNETES_PORT_443_TCP", "tcp://10.96.0.1:443"),
+            ("KUBERNETES_PORT_443_TCP_PROTO", "tcp"),
+            ("KUBERNETES_PORT_443_TCP_PORT", "443"),
+            ("KUBERNETES_PORT_443_TCP_ADDR", "10.96.0.1"),
+            ("WEB_API_SERVICE_HOST", "10.96.3.4"),
+            ("WEB_API_SERVICE_PORT", "80"),
+            ("WEB_API_SERVICE_PORT_DNS_UDP", "53"),
+            ("WEB_API_PORT", "tcp://10.96.3.4:80"),
+            ("WEB_API_PORT_53_UDP", "udp://10.96.3.4:53"),
+            ("WEB_API_PORT_53_UDP_PROTO", "udp"),
+        ];
+        for (k, v) in want {
+            assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}");
+        }
+        assert!(!env.keys().any(|k| k.starts_with("HEADLESS")), "a headless Service has no variables");
+        assert_eq!(env.len(), 8 + 12);
     }
 
     #[test]

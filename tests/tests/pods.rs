@@ -131,6 +131,9 @@ async fn process_pod_env_files_logs_exec_top() -> Result<()> {
     // exec: output and the exit code come back.
     let out = k.ok(&["exec", "app", "--", "sh", "-c", "echo in-pod $GREETING"]).await?;
     ensure!(out.trim() == "in-pod hello", "exec said {out:?}");
+    // Service variables, as the kubelet sets them (the API's own Service here).
+    let out = k.ok(&["exec", "app", "--", "sh", "-c", "echo $KUBERNETES_SERVICE_HOST $KUBERNETES_PORT"]).await?;
+    ensure!(out.trim() == "10.96.0.1 tcp://10.96.0.1:443", "service variables: {out:?}");
     let failed = k.run(&["exec", "app", "--", "sh", "-c", "exit 3"], None).await?;
     ensure!(failed.code == 3, "exec exit code {:?}: {}", failed.code, failed.stderr);
 
