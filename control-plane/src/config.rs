@@ -135,6 +135,19 @@ pub struct Config {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
+
+    /// The audit log of the Kubernetes API: one JSON line (audit.k8s.io/v1 Event, level
+    /// Metadata) per request. Default: <data-dir>/audit/audit.log; `-` turns it off.
+    #[arg(long)]
+    pub audit_log_path: Option<PathBuf>,
+
+    /// Rotate the audit log when it reaches this many MiB.
+    #[arg(long, default_value_t = 100)]
+    pub audit_log_maxsize: u64,
+
+    /// Rotated audit logs to keep.
+    #[arg(long, default_value_t = 5)]
+    pub audit_log_maxbackup: usize,
 }
 
 /// Parses `300ms`, `10s`, `5m`, `1h` or a plain number of seconds.

@@ -324,7 +324,25 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
     };
     tokio::spawn(crate::controllers::run(kube.clone(), controller_opts));
     let resources = crate::api::grpc::server(kube.clone());
-    let kube = crate::api::ApiServer::new(kube, advertise_client.clone());
+    let audit = match &config.audit_log_path {
+        Some(p) if p.as_os_str() == "-" => None,
+        path => {
+            let path = path.clone().unwrap_or_else(|| data_dir.join("audit").join("audit.log"));
+            let cfg = crate::api::audit::AuditConfig {
+                path: path.clone(),
+                max_bytes: config.audit_log_maxsize.max(1).saturating_mul(1024 * 1024),
+                max_backups: config.audit_log_maxbackup,
+            };
+            let log = crate::api::audit::AuditLog::start(cfg).map_err(|e| ServerError::DataDir {
+                path,
+                reason: format!(
+                    "cannot open the audit log: {e} (choose another with --audit-log-path, or `-` for none)"
+                ),
+            })?;
+            Some(log)
+        }
+    };
+    let kube = crate::api::ApiServer::with_audit(kube, advertise_client.clone(), audit);
     let router = client_router(etcd_api, resources).merge(crate::api::router(kube)).fallback(not_found);
     let mut stop_client = raft.shared.leadership.clone();
     tokio::spawn(async move {
@@ -333,7 +351,9 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
         let client = client.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let serve = axum::serve(client, router.into_make_service()).with_graceful_shutdown(async move {
+        // Connect info: the audit log records the client's address.
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let serve = axum::serve(client, service).with_graceful_shutdown(async move {
             let _ = stop_client.wait_for(|l| l.stopped).await;
         });
         if let Err(e) = serve.await {

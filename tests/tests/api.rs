@@ -298,3 +298,43 @@ impl HttpClient {
         Ok((status, body))
     }
 }
+
+/// Every request to the Kubernetes API lands in the replica's audit log as an
+/// audit.k8s.io/v1 Event: verb, object (a create's name taken from the answer), answer
+/// code and client address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_written_to_the_audit_log() -> Result<()> {
+    let cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
+    let client = cluster.kube_client(0).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "audited"}, "data": {"a": "b"}}))?;
+    cms.create(&PostParams::default(), &cm).await?;
+    let missing = cms.get("not-there").await;
+    ensure!(missing.is_err(), "{missing:?}");
+    let path = cluster.replicas[0].data_dir.join("audit").join("audit.log");
+    let events = rk_tests::wait_for("the audit events", Duration::from_secs(10), || async {
+        let text = std::fs::read_to_string(&path).ok()?;
+        let events: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let wanted =
+            |verb: &str, name: &str| events.iter().any(|e| e["verb"] == verb && e["objectRef"]["name"] == name);
+        (wanted("create", "audited") && wanted("get", "not-there")).then_some(events)
+    })
+    .await?;
+    let created =
+        events.iter().find(|e| e["verb"] == "create" && e["objectRef"]["name"] == "audited").context("create")?;
+    ensure!(created["kind"] == "Event" && created["apiVersion"] == "audit.k8s.io/v1", "{created}");
+    ensure!(
+        created["objectRef"]["resource"] == "configmaps" && created["objectRef"]["namespace"] == "default",
+        "{created}"
+    );
+    ensure!(created["responseStatus"]["code"] == 201, "{created}");
+    ensure!(
+        created["stage"] == "ResponseComplete" && created["requestURI"] == "/api/v1/namespaces/default/configmaps?",
+        "{created}"
+    );
+    ensure!(created["sourceIPs"][0].as_str().is_some_and(|ip| ip.starts_with("127.")), "{created}");
+    ensure!(created["user"]["username"] == "system:anonymous", "{created}");
+    let got = events.iter().find(|e| e["verb"] == "get" && e["objectRef"]["name"] == "not-there").context("get")?;
+    ensure!(got["responseStatus"]["code"] == 404, "{got}");
+    Ok(())
+}

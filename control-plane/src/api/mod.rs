@@ -15,6 +15,7 @@
 //! Start reading at [`rest::Api`]; [`router`] is the HTTP surface.
 
 pub mod alloc;
+pub mod audit;
 pub mod body;
 pub mod discovery;
 pub mod error;
@@ -56,11 +57,17 @@ pub struct ApiServer {
     pub watch_settings: watch::WatchSettings,
     /// Address clients should use (shown in `/api`'s serverAddressByClientCIDRs).
     pub advertise: String,
+    /// Where every request is recorded, unless audit logging is off.
+    pub audit: Option<Arc<audit::AuditLog>>,
 }
 
 impl ApiServer {
     pub fn new(api: rest::Api, advertise: String) -> Arc<Self> {
-        Arc::new(Self { api, metrics: Default::default(), watch_settings: Default::default(), advertise })
+        Self::with_audit(api, advertise, None)
+    }
+
+    pub fn with_audit(api: rest::Api, advertise: String, audit: Option<Arc<audit::AuditLog>>) -> Arc<Self> {
+        Arc::new(Self { api, metrics: Default::default(), watch_settings: Default::default(), advertise, audit })
     }
 }
 
@@ -96,7 +103,7 @@ async fn ready(State(server): State<Arc<ApiServer>>) -> Response {
 
 /// The API server's routes.
 pub fn router(server: Arc<ApiServer>) -> Router {
-    Router::new()
+    let router = Router::new()
         // kube-apiserver answers these with and without a trailing slash (the Python
         // client asks for `/version/`).
         .route("/version", get(version))
@@ -111,7 +118,15 @@ pub fn router(server: Arc<ApiServer>) -> Router {
         .route(
             "/metrics",
             get(|State(s): State<Arc<ApiServer>>| async move {
-                let mut r = s.metrics.render(&s.api.store.raft).into_response();
+                let mut text = s.metrics.render(&s.api.store.raft);
+                if let Some(audit) = &s.audit {
+                    text.push_str(
+                        "# HELP rk_audit_events_dropped_total Audit events dropped because the writer was behind.\n",
+                    );
+                    text.push_str("# TYPE rk_audit_events_dropped_total counter\n");
+                    text.push_str(&format!("rk_audit_events_dropped_total {}\n", audit.dropped()));
+                }
+                let mut r = text.into_response();
                 r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
                 r
             }),
@@ -126,8 +141,12 @@ pub fn router(server: Arc<ApiServer>) -> Router {
         .route("/apis/authentication.k8s.io/{*rest}", axum::routing::any(review::handle))
         .route("/api/{*rest}", axum::routing::any(http::dispatch))
         .route("/apis/{*rest}", axum::routing::any(http::dispatch))
-        .with_state(server)
-        .layer(axum::middleware::map_response(no_cache))
+        .with_state(server.clone());
+    let router = match &server.audit {
+        Some(log) => router.layer(axum::middleware::from_fn_with_state(log.clone(), audit::layer)),
+        None => router,
+    };
+    router.layer(axum::middleware::map_response(no_cache))
 }
 
 async fn version() -> axum::Json<serde_json::Value> {
