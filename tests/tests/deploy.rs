@@ -1,10 +1,11 @@
 //! The Compose deployment in `deploy/`: the image built by `deploy/build-image.sh`
 //! from this build's binaries, `deploy/compose.yml` brought up as its own project
 //! (three replicas and three nodes, each a container with its own address), a
-//! Deployment spread over the nodes, then a replica container and a node container
-//! killed like machines: the API keeps answering and the lost node's pods come back
-//! elsewhere. Everything the test creates (containers, network, volumes, image) is
-//! removed at the end, pass or fail.
+//! Deployment spread over the nodes, then the leading replica's container and a node
+//! container killed like machines: the API keeps answering, the running pods are kept,
+//! the lost node's pods come back elsewhere, and when the node returns nothing runs twice.
+//! Everything the test creates (containers, network, volumes, image) is removed at the
+//! end, pass or fail.
 
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -227,5 +228,21 @@ async fn scenario(project: &Project) -> Result<()> {
     // are still the ones from before the failover.
     let replaced: Vec<_> = running.iter().filter(|(node, _)| *node != victim).filter(|p| !after.contains(p)).collect();
     ensure!(replaced.is_empty(), "pods on the surviving nodes were replaced: {replaced:?}; now {after:?}");
+
+    // The lost machine comes back: it rejoins as Ready and runs nothing twice.
+    let started = Command::new("docker").args(["start", &victim_container]).output()?;
+    ensure!(started.status.success(), "docker start {victim}: {}", String::from_utf8_lossy(&started.stderr));
+    wait_for("the lost node Ready again", Duration::from_secs(60), || async {
+        let n = nodes.get(&victim).await.ok()?;
+        rk_tests::node_ready(&n).then_some(())
+    })
+    .await?;
+    let list = pods.list(&ListParams::default().labels("app=sleeper")).await?;
+    let live: Vec<_> = list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+    ensure!(live.len() == 3, "{} sleeper pods after the node came back", live.len());
+    let now = sleepers(&pods).await.context("list pods")?;
+    let mut before = after.clone();
+    before.sort();
+    ensure!(now == before, "the pods changed when the node came back: {before:?} became {now:?}");
     Ok(())
 }

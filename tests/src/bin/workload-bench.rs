@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo build --release --workspace --bins
-//! RK_BIN_DIR=target/release target/release/workload-bench [--nodes 1000] [--replicas 10000] [--startup-pods 100]
+//! RK_BIN_DIR=target/release target/release/workload-bench [--nodes 1000] [--replicas 10000] [--startup-pods 100] [--skip-scale]
 //! ```
 //!
 //! 1. **Scale**: a 3-replica cluster and one `rk-agent --runtime hollow --count N`
@@ -48,6 +48,10 @@ struct Args {
     /// Skip the docker runtime even if Docker answers.
     #[arg(long)]
     skip_docker: bool,
+    /// Skip the scale run's Deployment: measure only the hollow agent's memory with
+    /// `--nodes` nodes (on one replica), then pod startup and idle agent memory.
+    #[arg(long)]
+    skip_scale: bool,
     /// The replicas' raft tick in the scale run (their election timeout is 10 to 20
     /// ticks); rk-server's default is 20 ms.
     #[arg(long, default_value_t = 20)]
@@ -56,6 +60,37 @@ struct Args {
 
 fn ready_condition(conditions: Option<&Vec<k8s_openapi::api::core::v1::PodCondition>>) -> bool {
     conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Memory of one hollow agent holding `--nodes` nodes and no pods, on a one-replica
+/// control plane (which always keeps its leader), 10 s after every node is Ready.
+async fn hollow_memory_run(args: &Args) -> Result<()> {
+    bench::progress(format!("hollow memory: 1 replica, {} hollow nodes", args.nodes));
+    let mut cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
+    let started = Instant::now();
+    let count = args.nodes.to_string();
+    let agent = cluster.start_agent("hollow", &["--count", &count])?;
+    let c = cluster.kube_client(0).await?;
+    let nodes: Api<Node> = Api::all(c.clone());
+    wait_for("all hollow nodes Ready", Duration::from_secs(300), || async {
+        (rk_tests::ready_nodes(&nodes).await >= args.nodes).then_some(())
+    })
+    .await?;
+    let ready = started.elapsed();
+    let settle = Instant::now() + Duration::from_secs(10);
+    wait_for("10 s of idling", Duration::from_secs(20), || async { (Instant::now() >= settle).then_some(()) }).await?;
+    let pid = cluster.agents[agent].pid().context("agent has no pid")?;
+    let rss = bench::rss_kib(pid)?;
+    println!("\n### Hollow nodes: {} in one `rk-agent --runtime hollow` process\n", args.nodes);
+    println!("| nodes | all Ready after | agent RSS | per node |\n|---:|---:|---:|---:|");
+    println!(
+        "| {} | {:.1} s | {:.0} MiB | {:.0} KiB |",
+        args.nodes,
+        ready.as_secs_f64(),
+        bench::mib(rss),
+        rss as f64 / args.nodes.max(1) as f64
+    );
+    Ok(())
 }
 
 async fn scale_run(args: &Args) -> Result<()> {
@@ -221,7 +256,11 @@ async fn main() -> Result<()> {
     );
     println!("- Machine: {} CPUs ({}), {:.1} GiB memory, Linux {}", m.cpus, m.cpu_model, m.mem_gib, m.kernel);
     println!("- rk: {}", bench::rk_version());
-    scale_run(&args).await?;
+    if args.skip_scale {
+        hollow_memory_run(&args).await?;
+    } else {
+        scale_run(&args).await?;
+    }
     startup_run(&args, "process").await?;
     let docker = !args.skip_docker
         && std::process::Command::new("docker").arg("info").output().is_ok_and(|o| o.status.success());
