@@ -204,12 +204,7 @@ async fn linearizable_through_kills_partitions_and_pauses() -> Result<()> {
     let seconds: u64 = std::env::var("RK_CHAOS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let mut cluster = Cluster::start(ClusterOptions { replicas: 3, ..Default::default() }).await?;
     let endpoints = cluster.endpoints();
-    let start = Instant::now();
-    let from = revision_now(&endpoints[0]).await?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> =
-        (0..CLIENTS).map(|i| tokio::spawn(client(i, endpoints.clone(), start, stop.clone()))).collect();
-    let watch = tokio::spawn(watcher(endpoints.clone(), from, stop.clone()));
+    let w = Workload::start(&endpoints).await?;
 
     let mut faults: Vec<(&str, Duration)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -274,10 +269,8 @@ async fn linearizable_through_kills_partitions_and_pauses() -> Result<()> {
     }
     cluster.heal();
     cluster.wait_leader(Duration::from_secs(20)).await?;
-    stop.store(true, Ordering::Relaxed);
     eprintln!("chaos: faults over; collecting the clients' histories");
-
-    let checked = verify(&endpoints, start, from, clients, watch).await?;
+    let checked = w.finish(&endpoints).await?;
     eprintln!(
         "chaos: {} faults, {} operations checked ({} acknowledged writes), {} watch events, 0 violations",
         faults.len(),
@@ -391,6 +384,52 @@ fn armed(point: &str, count: u64) -> ClusterOptions {
     }
 }
 
+/// The clients and the watcher, running until [`Workload::finish`].
+struct Workload {
+    start: Instant,
+    from: i64,
+    stop: Arc<AtomicBool>,
+    clients: Vec<tokio::task::JoinHandle<Record>>,
+    watch: tokio::task::JoinHandle<Vec<(i64, String)>>,
+}
+
+impl Workload {
+    async fn start(endpoints: &[String]) -> Result<Workload> {
+        let start = Instant::now();
+        // From any replica that answers (a test may have stopped some).
+        let mut from = None;
+        for e in endpoints {
+            if let Ok(r) = revision_now(e).await {
+                from = Some(r);
+                break;
+            }
+        }
+        let from = from.context("no replica answers")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = (0..CLIENTS).map(|i| tokio::spawn(client(i, endpoints.to_vec(), start, stop.clone()))).collect();
+        let watch = tokio::spawn(watcher(endpoints.to_vec(), from, stop.clone()));
+        Ok(Workload { start, from, stop, clients, watch })
+    }
+
+    /// Stops the clients (if not yet) and checks everything they and the watcher saw.
+    async fn finish(self, endpoints: &[String]) -> Result<Checked> {
+        self.stop.store(true, Ordering::Relaxed);
+        verify(endpoints, self.start, self.from, self.clients, self.watch).await
+    }
+}
+
+/// Kills every replica (-9), disarms its failpoints and bugs, and starts it again.
+fn cold_restart_disarmed(cluster: &mut Cluster) -> Result<()> {
+    for i in 0..cluster.replicas.len() {
+        cluster.kill(i);
+        cluster.replicas[i].env.clear();
+    }
+    for i in 0..cluster.replicas.len() {
+        cluster.restart(i)?;
+    }
+    Ok(())
+}
+
 /// Which replica crashed at the failpoint, once one did.
 fn crashed_at_point(cluster: &mut Cluster) -> Option<usize> {
     (0..cluster.replicas.len())
@@ -400,12 +439,7 @@ fn crashed_at_point(cluster: &mut Cluster) -> Option<usize> {
 async fn crash_at(point: &str, count: u64) -> Result<()> {
     let mut cluster = Cluster::start(armed(point, count)).await?;
     let endpoints = cluster.endpoints();
-    let start = Instant::now();
-    let from = revision_now(&endpoints[0]).await?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> =
-        (0..CLIENTS).map(|i| tokio::spawn(client(i, endpoints.clone(), start, stop.clone()))).collect();
-    let watch = tokio::spawn(watcher(endpoints.clone(), from, stop.clone()));
+    let w = Workload::start(&endpoints).await?;
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let victim = loop {
@@ -417,18 +451,11 @@ async fn crash_at(point: &str, count: u64) -> Result<()> {
     };
     let log = cluster.replicas[victim].log();
     ensure!(log.contains(&format!("failpoint {point}: crashing on purpose")), "replica {victim} log:\n{log}");
-    for i in 0..cluster.replicas.len() {
-        cluster.kill(i);
-        cluster.replicas[i].env.clear();
-    }
-    for i in 0..cluster.replicas.len() {
-        cluster.restart(i)?;
-    }
+    cold_restart_disarmed(&mut cluster)?;
     cluster.wait_leader(Duration::from_secs(20)).await.context("no leader after restarting disarmed")?;
     // The recovered cluster takes writes again; then stop and check.
     wait_write(&endpoints).await?;
-    stop.store(true, Ordering::Relaxed);
-    let checked = verify(&endpoints, start, from, clients, watch).await?;
+    let checked = w.finish(&endpoints).await?;
     eprintln!(
         "crash point {point}: replica {victim} crashed there; {} operations checked ({} acknowledged writes), 0 violations",
         checked.operations, checked.writes
@@ -491,31 +518,20 @@ async fn the_checks_catch_a_server_that_acknowledges_before_its_log_is_durable()
     };
     let mut cluster = Cluster::start(opts).await?;
     let endpoints = cluster.endpoints();
-    let start = Instant::now();
-    let from = revision_now(&endpoints[0]).await?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> =
-        (0..CLIENTS).map(|i| tokio::spawn(client(i, endpoints.clone(), start, stop.clone()))).collect();
-    let watch = tokio::spawn(watcher(endpoints.clone(), from, stop.clone()));
+    let w = Workload::start(&endpoints).await?;
     // Enough acknowledged writes that some sit in the unsynced tails.
     let probe = endpoints[0].clone();
     rk_tests::wait_for("200 revisions of client writes", Duration::from_secs(30), || async {
-        (revision_now(&probe).await.ok()? >= from + 200).then_some(())
+        (revision_now(&probe).await.ok()? >= w.from + 200).then_some(())
     })
     .await?;
     // The clients stop with the crash, so the first thing to read the keys again is the
     // final read, which a lost write cannot escape (a client's blind put after the
     // restart could otherwise overwrite the evidence).
-    stop.store(true, Ordering::Relaxed);
-    for i in 0..cluster.replicas.len() {
-        cluster.kill(i);
-        cluster.replicas[i].env.clear();
-    }
-    for i in 0..cluster.replicas.len() {
-        cluster.restart(i)?;
-    }
+    w.stop.store(true, Ordering::Relaxed);
+    cold_restart_disarmed(&mut cluster)?;
     cluster.wait_leader(Duration::from_secs(20)).await.context("no leader after the cold restart")?;
-    match verify(&endpoints, start, from, clients, watch).await {
+    match w.finish(&endpoints).await {
         Ok(c) => bail!(
             "the checks passed a server that acknowledged writes it had not made durable \
              ({} operations, {} acknowledged writes)",
@@ -546,12 +562,7 @@ async fn crash_while_installing_a_snapshot() -> Result<()> {
     for i in 0..600 {
         c.put(format!("/fill/{i:04}"), "x".repeat(64), None).await?;
     }
-    let start = Instant::now();
-    let from = revision_now(&endpoints[leader]).await?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> =
-        (0..CLIENTS).map(|i| tokio::spawn(client(i, endpoints.clone(), start, stop.clone()))).collect();
-    let watch = tokio::spawn(watcher(endpoints.clone(), from, stop.clone()));
+    let w = Workload::start(&endpoints).await?;
 
     cluster.replicas[follower].env = vec![("RK_FAILPOINTS".into(), "snapshot-install=1".into())];
     cluster.restart(follower)?;
@@ -571,8 +582,7 @@ async fn crash_while_installing_a_snapshot() -> Result<()> {
     })
     .await?;
     cluster.wait_leader(Duration::from_secs(20)).await?;
-    stop.store(true, Ordering::Relaxed);
-    let checked = verify(&endpoints, start, from, clients, watch).await?;
+    let checked = w.finish(&endpoints).await?;
     eprintln!(
         "crash point snapshot-install: {} operations checked ({} acknowledged writes), 0 violations",
         checked.operations, checked.writes

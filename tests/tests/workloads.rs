@@ -255,16 +255,21 @@ async fn rollout_survives_a_leader_failover() -> Result<()> {
     })
     .await?;
     cluster.kill(leader);
-    let d = wait_rolled_out(&deploys, "svc", Duration::from_secs(90)).await?;
-    let live = live_pods(&pods, "svc").await?;
+    rolled_out_to_v2(&deploys, &pods, "svc", 10).await
+}
+
+/// Waits for `name`'s rollout to finish, then checks it has exactly `replicas` pods, all
+/// ready on image `:v2`, all of one ReplicaSet (no duplicates, nothing left behind).
+async fn rolled_out_to_v2(deploys: &Api<Deployment>, pods: &Api<Pod>, name: &str, replicas: usize) -> Result<()> {
+    let d = wait_rolled_out(deploys, name, Duration::from_secs(90)).await?;
+    let live = live_pods(pods, name).await?;
     ensure!(
-        live.len() == 10 && live.iter().all(|p| image_of(p).ends_with(":v2") && is_ready(p)),
-        "after failover: {} pods {:?}",
+        live.len() == replicas && live.iter().all(|p| image_of(p).ends_with(":v2") && is_ready(p)),
+        "{} pods {:?}",
         live.len(),
         live.iter().map(image_of).collect::<Vec<_>>()
     );
-    ensure!(d.status.and_then(|s| s.replicas) == Some(10));
-    // No duplicates: names are unique and every pod belongs to the one current ReplicaSet.
+    ensure!(d.status.and_then(|s| s.replicas) == Some(replicas as i32));
     let owners: BTreeSet<String> =
         live.iter().filter_map(|p| p.metadata.owner_references.as_ref()?.first().map(|o| o.name.clone())).collect();
     ensure!(owners.len() == 1, "pods owned by {owners:?}");
@@ -305,17 +310,5 @@ async fn rollout_survives_a_rolling_restart_of_the_control_plane() -> Result<()>
         .await?;
         cluster.wait_leader(Duration::from_secs(20)).await?;
     }
-    let d = wait_rolled_out(&deploys, "roll", Duration::from_secs(90)).await?;
-    let live = live_pods(&pods, "roll").await?;
-    ensure!(
-        live.len() == 10 && live.iter().all(|p| image_of(p).ends_with(":v2") && is_ready(p)),
-        "after the rolling restart: {} pods {:?}",
-        live.len(),
-        live.iter().map(image_of).collect::<Vec<_>>()
-    );
-    ensure!(d.status.and_then(|s| s.replicas) == Some(10));
-    let owners: BTreeSet<String> =
-        live.iter().filter_map(|p| p.metadata.owner_references.as_ref()?.first().map(|o| o.name.clone())).collect();
-    ensure!(owners.len() == 1, "pods owned by {owners:?}");
-    Ok(())
+    rolled_out_to_v2(&deploys, &pods, "roll", 10).await
 }

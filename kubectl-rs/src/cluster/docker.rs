@@ -38,7 +38,7 @@
 
 use super::progress::Progress;
 use super::state::{ClusterRecord, ProcessRecord, Role};
-use super::{ClusterError, Driver, Spec, Stopped, api_client, wait};
+use super::{ClusterError, Driver, Spec, Stopped, api_client, wait_replicas_ready};
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -749,21 +749,7 @@ impl Driver for DockerDriver {
             .map(|r| api_client(&format!("http://{}:{}", r.ip, r.port)))
             .collect::<Result<_, _>>()?;
         let logs = format!("docker logs {}", container_name(&rec.name, Role::Replica, 1));
-        wait(
-            API_TIMEOUT,
-            "every replica to serve the API (a raft leader and a quorum)",
-            &logs,
-            &mut || self.check(),
-            || async {
-                for c in &clients {
-                    if c.send(crate::client::Request::get("/readyz")).await.is_err() {
-                        return false;
-                    }
-                }
-                true
-            },
-        )
-        .await?;
+        wait_replicas_ready(API_TIMEOUT, &clients, &logs, &mut || self.check()).await?;
         step.done();
 
         let socket = engine_socket()?;

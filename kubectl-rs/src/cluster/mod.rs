@@ -252,6 +252,25 @@ pub fn api_client(url: &str) -> Result<Client, ClusterError> {
 
 /// Polls `check` until it holds, failing early when `alive` reports that something
 /// started has exited, or after `timeout` (naming `logs` to look at).
+/// Waits until every replica answers `/readyz` (a raft leader and a quorum), failing at
+/// once when `alive` reports a process that died; `logs` says where to look on a timeout.
+pub async fn wait_replicas_ready(
+    timeout: Duration,
+    clients: &[Client],
+    logs: &str,
+    alive: &mut dyn FnMut() -> Result<(), ClusterError>,
+) -> Result<(), ClusterError> {
+    wait(timeout, "every replica to serve the API (a raft leader and a quorum)", logs, alive, || async {
+        for c in clients {
+            if c.send(crate::client::Request::get("/readyz")).await.is_err() {
+                return false;
+            }
+        }
+        true
+    })
+    .await
+}
+
 pub async fn wait<F, Fut>(
     timeout: Duration,
     what: &str,

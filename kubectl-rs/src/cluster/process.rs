@@ -24,7 +24,7 @@
 
 use super::progress::Progress;
 use super::state::{ClusterRecord, ProcessRecord, Role};
-use super::{ClusterError, Driver, Spec, Stopped, api_client, wait};
+use super::{ClusterError, Driver, Spec, Stopped, api_client, wait_replicas_ready};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
@@ -418,21 +418,7 @@ async fn start(
     }
     let clients: Vec<crate::client::Client> =
         rec.replicas.iter().map(|r| api_client(&format!("http://{}:{}", r.ip, r.port))).collect::<Result<_, _>>()?;
-    wait(
-        API_TIMEOUT,
-        "every replica to serve the API (a raft leader and a quorum)",
-        "replica-N.log",
-        &mut || started.check(),
-        || async {
-            for c in &clients {
-                if c.send(crate::client::Request::get("/readyz")).await.is_err() {
-                    return false;
-                }
-            }
-            true
-        },
-    )
-    .await?;
+    wait_replicas_ready(API_TIMEOUT, &clients, "replica-N.log", &mut || started.check()).await?;
     step.done();
 
     let step =
