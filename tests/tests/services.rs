@@ -538,6 +538,37 @@ async fn process_userspace_node_ports_cluster_ip_deletion() -> Result<()> {
         seen.insert(http_get(&node_port_addr).await?);
     }
     ensure!(seen.len() == 1, "with ClientIP affinity this host reached {seen:?}");
+
+    // UDP: an echo pod (python3 on the host, as the process runtime runs it) behind a
+    // UDP Service, reached through its node port and its cluster IP.
+    let echo = json!({"metadata": {"name": "echo", "labels": {"app": "echo"}}, "spec": {
+        "nodeName": cluster.agents[0].name, "terminationGracePeriodSeconds": 1,
+        "containers": [{"name": "echo", "image": "python", "command": ["python3", "-c",
+            "import os, socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             s.bind((os.environ['POD_IP'], 9053))\n\
+             while True:\n    d, a = s.recvfrom(2048)\n    s.sendto(b'echo:' + d, a)\n"],
+            "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}]}});
+    pods.create(&PostParams::default(), &from_json(echo)?).await?;
+    let udp = json!({"metadata": {"name": "echo"}, "spec": {"type": "NodePort", "selector": {"app": "echo"},
+        "ports": [{"port": 53, "targetPort": 9053, "protocol": "UDP"}]}});
+    let udp = services.create(&PostParams::default(), &from_json(udp)?).await?;
+    let udp_spec = udp.spec.context("service without spec")?;
+    let udp_ip = udp_spec.cluster_ip.context("no cluster IP")?;
+    let udp_port = udp_spec.ports.as_ref().and_then(|p| p.first()?.node_port).context("no node port")?;
+    for target in [format!("{}:{udp_port}", cluster.agents[1].ip), format!("{udp_ip}:53")] {
+        let answer = wait_for(&format!("a UDP echo through {target}"), Duration::from_secs(30), || {
+            let target = target.clone();
+            async move {
+                let s = tokio::net::UdpSocket::bind("0.0.0.0:0").await.ok()?;
+                s.send_to(b"ping", &target).await.ok()?;
+                let mut buf = [0u8; 64];
+                let n = tokio::time::timeout(Duration::from_millis(500), s.recv(&mut buf)).await.ok()?.ok()?;
+                Some(String::from_utf8_lossy(&buf[..n]).to_string())
+            }
+        })
+        .await?;
+        ensure!(answer == "echo:ping", "{target} answered {answer:?}");
+    }
     for (i, agent) in cluster.agents.iter_mut().enumerate() {
         ensure!(agent.is_running(), "agent {i} died:\n{}", agent.log());
     }

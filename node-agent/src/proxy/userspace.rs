@@ -11,9 +11,11 @@
 //! ```
 //!
 //! This is the shape of kube-proxy's old userspace mode (one proxy port per service
-//! port, cluster IP traffic redirected to it). TCP only: UDP service ports are not
-//! served in this mode (logged once per port). Throughput against a direct
-//! connection: `examples/proxy-bench.rs`, results in BENCHMARKS.md.
+//! port, cluster IP traffic redirected to it). UDP service ports get a UDP socket the
+//! same way: each client address is a session with its own socket towards the endpoint
+//! picked for it, replies go back from the service's socket, and a session ends after
+//! [`UDP_IDLE`] without replies or when its endpoint is no longer ready. Throughput
+//! against a direct connection: `examples/proxy-bench.rs`, results in BENCHMARKS.md.
 
 use super::model::{Protocol, ServicePort};
 use parking_lot::Mutex;
@@ -21,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 /// Buffer per direction of a proxied connection. With tokio's default (8 KiB) the
 /// proxy moved about 530 MiB/s in `examples/proxy-bench.rs`, with 64 KiB 1,200 to
@@ -31,6 +33,11 @@ const COPY_BUFFER: usize = 64 * 1024;
 
 /// How long connecting to one endpoint may take before the next one is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A UDP session with no reply for this long ends (kube-proxy's userspace mode used
+/// 250 ms; conntrack keeps unreplied UDP 30 s): the client's next datagram starts a
+/// new one, balanced again.
+pub const UDP_IDLE: Duration = Duration::from_secs(30);
 
 /// Picks an endpoint per connection: a client with a live affinity entry keeps its
 /// endpoint while that endpoint is ready; everyone else goes round-robin.
@@ -110,7 +117,7 @@ pub struct Userspace {
     node_ip: Ipv4Addr,
     /// (service port key, kind) → listener.
     listeners: HashMap<(String, Kind), Listener>,
-    /// Ports already logged as not served (UDP, bind failures), to log them once.
+    /// Ports already logged as not served (bind failures), to log them once.
     warned: HashSet<String>,
 }
 
@@ -125,12 +132,6 @@ impl Userspace {
         let mut wanted: HashSet<(String, Kind)> = HashSet::new();
         let mut redirects = Vec::new();
         for sp in ports {
-            if sp.protocol != Protocol::Tcp {
-                if self.warned.insert(format!("udp {}", sp.key())) {
-                    tracing::warn!(service = %sp.key(), "userspace proxy mode serves TCP only; this UDP port is not proxied");
-                }
-                continue;
-            }
             let affinity = sp.affinity_seconds.map(|s| Duration::from_secs(u64::from(s)));
             let mut kinds = Vec::new();
             if sp.cluster_ip.is_some() {
@@ -140,7 +141,7 @@ impl Userspace {
                 kinds.push(Kind::NodePort(np));
             }
             for kind in kinds {
-                let key = (sp.key(), kind.clone());
+                let key = (format!("{} {:?}", sp.key(), sp.protocol), kind.clone());
                 if let Some(l) = self.listeners.get(&key) {
                     l.balancer.lock().update(&sp.endpoints, affinity);
                 } else {
@@ -149,15 +150,25 @@ impl Userspace {
                         Kind::NodePort(np) => np,
                     };
                     let addr = SocketAddrV4::new(self.node_ip, port);
-                    match TcpListener::bind(addr).await {
-                        Ok(listener) => {
-                            let local = match listener.local_addr() {
+                    let balancer = Arc::new(Mutex::new(Balancer::default()));
+                    balancer.lock().update(&sp.endpoints, affinity);
+                    let bound = if sp.protocol == Protocol::Udp {
+                        UdpSocket::bind(addr).await.map(|socket| {
+                            let local = socket.local_addr();
+                            (local, tokio::spawn(serve_udp(socket, balancer.clone(), sp.key())))
+                        })
+                    } else {
+                        TcpListener::bind(addr).await.map(|listener| {
+                            let local = listener.local_addr();
+                            (local, tokio::spawn(serve(listener, balancer.clone(), sp.key())))
+                        })
+                    };
+                    match bound {
+                        Ok((local, task)) => {
+                            let local = match local {
                                 Ok(SocketAddr::V4(a)) => a,
                                 _ => addr,
                             };
-                            let balancer = Arc::new(Mutex::new(Balancer::default()));
-                            balancer.lock().update(&sp.endpoints, affinity);
-                            let task = tokio::spawn(serve(listener, balancer.clone(), sp.key()));
                             tracing::info!(service = %sp.key(), listen = %local, "userspace proxy listening");
                             self.warned.remove(&format!("bind {key:?}"));
                             self.listeners.insert(key.clone(), Listener { balancer, local, task });
@@ -216,6 +227,75 @@ async fn serve(listener: TcpListener, balancer: Arc<Mutex<Balancer>>, service: S
                 tracing::debug!(service, client = %client, error = %e, "proxied connection ended with an error");
             }
         });
+    }
+}
+
+/// One client's UDP session: the socket towards its endpoint.
+struct UdpSession {
+    endpoint: SocketAddrV4,
+    upstream: Arc<UdpSocket>,
+}
+
+type UdpSessions = Arc<Mutex<HashMap<SocketAddr, UdpSession>>>;
+
+/// Serves one UDP service port: datagrams from each client go to the endpoint of its
+/// session (opened on its first datagram), replies go back from this socket.
+async fn serve_udp(socket: UdpSocket, balancer: Arc<Mutex<Balancer>>, service: String) {
+    let socket = Arc::new(socket);
+    let sessions: UdpSessions = Arc::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let (n, client) = match socket.recv_from(&mut buf).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(service, error = %e, "udp receive failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let existing = {
+            let mut map = sessions.lock();
+            let ready = balancer.lock().endpoints().to_vec();
+            // A session whose endpoint is no longer ready ends here; the next is balanced.
+            if map.get(&client).is_some_and(|s| !ready.contains(&s.endpoint)) {
+                map.remove(&client);
+            }
+            map.get(&client).map(|s| s.upstream.clone())
+        };
+        let upstream = match existing {
+            Some(u) => u,
+            None => {
+                // No ready endpoint: the datagram is dropped, as kube-proxy does.
+                let Some(endpoint) = balancer.lock().pick(client.ip(), Instant::now(), &[]) else { continue };
+                let Ok(up) = UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)).await else {
+                    continue;
+                };
+                if let Err(e) = up.connect(endpoint).await {
+                    tracing::debug!(service, endpoint = %endpoint, error = %e, "udp endpoint unusable");
+                    continue;
+                }
+                let up = Arc::new(up);
+                sessions.lock().insert(client, UdpSession { endpoint, upstream: up.clone() });
+                tokio::spawn(udp_replies(up.clone(), socket.clone(), client, sessions.clone()));
+                up
+            }
+        };
+        if let Err(e) = upstream.send(&buf[..n]).await {
+            tracing::debug!(service, client = %client, error = %e, "udp send to endpoint failed");
+        }
+    }
+}
+
+/// Relays an endpoint's replies to the client until the session idles out or fails.
+async fn udp_replies(upstream: Arc<UdpSocket>, socket: Arc<UdpSocket>, client: SocketAddr, sessions: UdpSessions) {
+    let mut buf = vec![0u8; 64 * 1024];
+    // Until idle, or the endpoint refuses (ICMP port unreachable): then the session ends.
+    while let Ok(Ok(n)) = tokio::time::timeout(UDP_IDLE, upstream.recv(&mut buf)).await {
+        let _ = socket.send_to(&buf[..n], client).await;
+    }
+    let mut map = sessions.lock();
+    if map.get(&client).is_some_and(|s| Arc::ptr_eq(&s.upstream, &upstream)) {
+        map.remove(&client);
     }
 }
 
@@ -289,6 +369,63 @@ mod tests {
         assert_eq!(b.pick(c1, later, &[]), Some(list[1]));
         // A sticky endpoint that refuses is not retried.
         assert_eq!(b.pick(c1, later, &[list[1]]), None);
+    }
+
+    #[tokio::test]
+    async fn forwards_udp_per_client_session_and_follows_endpoints() {
+        // Two UDP backends answering every datagram with their name and the payload.
+        let mut backends = Vec::new();
+        for name in ["a", "b"] {
+            let s = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+            let SocketAddr::V4(addr) = s.local_addr().expect("addr") else { panic!("v4") };
+            backends.push(addr);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 512];
+                while let Ok((n, from)) = s.recv_from(&mut buf).await {
+                    let reply = format!("{name}:{}", String::from_utf8_lossy(&buf[..n]));
+                    let _ = s.send_to(reply.as_bytes(), from).await;
+                }
+            });
+        }
+        let mut sp = ServicePort {
+            namespace: "default".into(),
+            name: "dns".into(),
+            port_name: String::new(),
+            protocol: Protocol::Udp,
+            cluster_ip: Some(Ipv4Addr::new(10, 96, 0, 53)),
+            port: 53,
+            node_port: None,
+            affinity_seconds: None,
+            endpoints: backends.clone(),
+        };
+        let mut us = Userspace::new(Ipv4Addr::LOCALHOST);
+        let redirects = us.sync(std::slice::from_ref(&sp)).await;
+        assert_eq!(redirects.len(), 1, "a UDP port is served and its cluster IP redirected");
+        let proxy = redirects[0].1;
+        let ask = |client: Arc<UdpSocket>, msg: &'static str| async move {
+            client.send_to(msg.as_bytes(), proxy).await.expect("send");
+            let mut buf = [0u8; 512];
+            let n = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut buf))
+                .await
+                .expect("a reply in time")
+                .expect("recv");
+            String::from_utf8_lossy(&buf[..n]).to_string()
+        };
+        // One client keeps its endpoint; two clients are spread over both.
+        let c1 = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+        let c2 = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+        let first = ask(c1.clone(), "x").await;
+        assert_eq!(ask(c1.clone(), "y").await[..2], first[..2], "a session sticks to its endpoint");
+        let other = ask(c2.clone(), "z").await;
+        assert_ne!(first[..1], other[..1], "the second client goes to the other endpoint");
+        assert!(first.ends_with(":x") && other.ends_with(":z"));
+        // c1's endpoint stops being ready: its next datagram goes to the other one.
+        let kept = if first.starts_with('a') { backends[1] } else { backends[0] };
+        sp.endpoints = vec![kept];
+        us.sync(std::slice::from_ref(&sp)).await;
+        let moved = ask(c1.clone(), "w").await;
+        assert_ne!(moved[..1], first[..1], "{moved}");
+        assert!(us.sync(&[]).await.is_empty());
     }
 
     #[tokio::test]
