@@ -15,7 +15,7 @@ use super::http::{PathTarget, parse_path};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -27,6 +27,9 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 /// Events waiting for the writer before new ones are dropped.
 const QUEUE: usize = 16 * 1024;
+
+/// The largest answer read for a created object's name.
+const MAX_READ: u64 = 16 * 1024 * 1024;
 
 /// Where and how much to keep.
 #[derive(Debug, Clone)]
@@ -162,14 +165,22 @@ pub async fn layer(State(audit): State<Arc<AuditLog>>, req: Request, next: Next)
     let agent = req.headers().get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(String::from);
     let mut resp = next.run(req).await;
     // A create names its object in the body, not the path: take the name from the answer.
+    // Only a complete answer of known size is read (never a stream), and it is put back
+    // as it was.
     let mut created = None;
-    if method == Method::POST && resp.status().is_success() {
+    let whole = axum::body::HttpBody::size_hint(resp.body()).exact().is_some_and(|n| n <= MAX_READ);
+    if method == Method::POST && resp.status().is_success() && whole {
         let (parts, body) = resp.into_parts();
-        let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024).await.unwrap_or_default();
-        created = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|o| o.pointer("/metadata/name").and_then(Value::as_str).map(String::from));
-        resp = Response::from_parts(parts, axum::body::Body::from(bytes));
+        match axum::body::to_bytes(body, MAX_READ as usize).await {
+            Ok(bytes) => {
+                created = serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|o| o.pointer("/metadata/name").and_then(Value::as_str).map(String::from));
+                resp = Response::from_parts(parts, axum::body::Body::from(bytes));
+            }
+            // The answer could not be read (it would have failed the client the same way).
+            Err(e) => resp = super::error::ApiError::Internal(format!("cannot send the answer: {e}")).into_response(),
+        }
     }
     let query = uri.query().unwrap_or("");
     let watch = query.split('&').any(|kv| kv == "watch=true" || kv == "watch=1");

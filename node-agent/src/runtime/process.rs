@@ -1878,11 +1878,17 @@ mod tests {
     #[tokio::test]
     async fn stats_sum_the_process_group() {
         let n = node().await;
-        let script = "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo busy-done; sleep 1000 & wait";
+        // A shell spinning, and a child: CPU time is counted in clock ticks (10 ms), so
+        // wait until some is, rather than for a fixed amount of work (20,000 loop rounds
+        // once took less than a tick).
+        let script = "sleep 1000 & echo started; while true; do :; done";
         let id = start(&n, &shell(&n, "app", script)).await;
-        wait_log(&n.rt, &id, "busy-done").await;
-        let stats = n.rt.stats(&id).await.unwrap();
-        assert!(stats.cpu_nanos > 0, "{stats:?}");
+        wait_log(&n.rt, &id, "started").await;
+        let stats = eventually("CPU time counted", || async {
+            let s = n.rt.stats(&id).await.ok()?;
+            (s.cpu_nanos > 0).then_some(s)
+        })
+        .await;
         assert!(stats.memory_bytes > 0, "{stats:?}");
         n.rt.stop(&id, Duration::from_secs(5)).await.unwrap();
         assert_eq!(n.rt.stats(&id).await.unwrap(), Stats::default());
