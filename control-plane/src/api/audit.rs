@@ -11,7 +11,7 @@
 //!
 //! rk does not authenticate yet, so every event's user is `system:anonymous`.
 
-use super::http::{PathTarget, parse_path};
+use super::http::{PathTarget, Route, parse_path};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
@@ -183,6 +183,11 @@ pub async fn layer(State(audit): State<Arc<AuditLog>>, req: Request, next: Next)
         }
     }
     let query = uri.query().unwrap_or("");
+    // The path is parsed once for both the verb and the object.
+    let target = match parse_path(uri.path()) {
+        Ok(PathTarget::Resource(r)) => Some(r),
+        _ => None,
+    };
     let watch = query.split('&').any(|kv| kv == "watch=true" || kv == "watch=1");
     let mut event = json!({
         "kind": "Event",
@@ -192,7 +197,7 @@ pub async fn layer(State(audit): State<Arc<AuditLog>>, req: Request, next: Next)
         // A watch's answer streams on; the event is written when it starts.
         "stage": if watch { "ResponseStarted" } else { "ResponseComplete" },
         "requestURI": uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
-        "verb": verb(&method, uri.path(), watch),
+        "verb": verb(&method, target.as_ref(), watch),
         "user": {"username": "system:anonymous", "groups": ["system:unauthenticated"]},
         "sourceIPs": source.into_iter().collect::<Vec<_>>(),
         "responseStatus": {"metadata": {}, "code": resp.status().as_u16()},
@@ -202,7 +207,7 @@ pub async fn layer(State(audit): State<Arc<AuditLog>>, req: Request, next: Next)
     if let Some(agent) = agent {
         event["userAgent"] = json!(agent);
     }
-    if let Some(mut obj) = object_ref(uri.path()) {
+    if let Some(mut obj) = target.as_ref().map(object_ref) {
         if let Some(name) = created.filter(|_| obj.get("name").is_none()) {
             obj["name"] = json!(name);
         }
@@ -212,16 +217,13 @@ pub async fn layer(State(audit): State<Arc<AuditLog>>, req: Request, next: Next)
     resp
 }
 
-/// The Kubernetes verb of a request (`list` and `watch` for collections, `deletecollection`).
-pub fn verb(method: &Method, path: &str, watch: bool) -> &'static str {
-    let named = match parse_path(path) {
-        Ok(PathTarget::Resource(r)) => {
-            if r.watch {
-                return "watch";
-            }
-            r.name.is_some()
-        }
-        _ => true,
+/// The Kubernetes verb of a request (`list` and `watch` for collections, `deletecollection`);
+/// `target` is the resource its path names, if any.
+pub fn verb(method: &Method, target: Option<&Route>, watch: bool) -> &'static str {
+    let named = match target {
+        Some(r) if r.watch => return "watch",
+        Some(r) => r.name.is_some(),
+        None => true,
     };
     match *method {
         Method::GET | Method::HEAD if watch => "watch",
@@ -236,9 +238,8 @@ pub fn verb(method: &Method, path: &str, watch: bool) -> &'static str {
     }
 }
 
-/// The object a path names, as an audit `objectRef`.
-pub fn object_ref(path: &str) -> Option<Value> {
-    let Ok(PathTarget::Resource(r)) = parse_path(path) else { return None };
+/// The object a resource path names, as an audit `objectRef`.
+pub fn object_ref(r: &Route) -> Value {
     let mut o = json!({"resource": r.res.plural, "apiGroup": r.res.group, "apiVersion": r.res.version});
     if r.res.plural == "namespaces" {
         // `/api/v1/namespaces/x` names namespace x itself.
@@ -256,34 +257,46 @@ pub fn object_ref(path: &str) -> Option<Value> {
     if let Some(sub) = r.sub {
         o["subresource"] = json!(sub.name());
     }
-    Some(o)
+    o
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The resource a path names, as the middleware parses it.
+    fn route(path: &str) -> Option<Route> {
+        match parse_path(path) {
+            Ok(PathTarget::Resource(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn verb_of(method: Method, path: &str, watch: bool) -> &'static str {
+        verb(&method, route(path).as_ref(), watch)
+    }
+
     #[test]
     fn verbs_and_objects() {
-        assert_eq!(verb(&Method::GET, "/api/v1/namespaces/default/pods", false), "list");
-        assert_eq!(verb(&Method::GET, "/api/v1/namespaces/default/pods", true), "watch");
-        assert_eq!(verb(&Method::GET, "/api/v1/watch/namespaces/default/pods", false), "watch");
-        assert_eq!(verb(&Method::GET, "/api/v1/namespaces/default/pods/p", false), "get");
-        assert_eq!(verb(&Method::POST, "/api/v1/namespaces/default/pods", false), "create");
-        assert_eq!(verb(&Method::DELETE, "/api/v1/namespaces/default/pods", false), "deletecollection");
-        assert_eq!(verb(&Method::DELETE, "/apis/apps/v1/namespaces/x/deployments/web", false), "delete");
-        assert_eq!(verb(&Method::PATCH, "/apis/apps/v1/namespaces/x/deployments/web/scale", false), "patch");
-        assert_eq!(verb(&Method::GET, "/version", false), "get");
-        let o = object_ref("/apis/apps/v1/namespaces/x/deployments/web/scale").unwrap();
+        assert_eq!(verb_of(Method::GET, "/api/v1/namespaces/default/pods", false), "list");
+        assert_eq!(verb_of(Method::GET, "/api/v1/namespaces/default/pods", true), "watch");
+        assert_eq!(verb_of(Method::GET, "/api/v1/watch/namespaces/default/pods", false), "watch");
+        assert_eq!(verb_of(Method::GET, "/api/v1/namespaces/default/pods/p", false), "get");
+        assert_eq!(verb_of(Method::POST, "/api/v1/namespaces/default/pods", false), "create");
+        assert_eq!(verb_of(Method::DELETE, "/api/v1/namespaces/default/pods", false), "deletecollection");
+        assert_eq!(verb_of(Method::DELETE, "/apis/apps/v1/namespaces/x/deployments/web", false), "delete");
+        assert_eq!(verb_of(Method::PATCH, "/apis/apps/v1/namespaces/x/deployments/web/scale", false), "patch");
+        assert_eq!(verb_of(Method::GET, "/version", false), "get");
+        let o = object_ref(&route("/apis/apps/v1/namespaces/x/deployments/web/scale").unwrap());
         assert_eq!(
             o,
             json!({"resource": "deployments", "apiGroup": "apps", "apiVersion": "v1", "namespace": "x",
                    "name": "web", "subresource": "scale"})
         );
-        let ns = object_ref("/api/v1/namespaces/kube-system").unwrap();
+        let ns = object_ref(&route("/api/v1/namespaces/kube-system").unwrap());
         assert_eq!(ns["name"], "kube-system");
         assert!(ns.get("namespace").is_none());
-        assert_eq!(object_ref("/version"), None);
+        assert!(route("/version").is_none());
     }
 
     #[test]

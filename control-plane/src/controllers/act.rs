@@ -838,7 +838,10 @@ impl PodExpectations {
     }
 
     pub fn expect_deletions(&self, owner: &str, pods: impl IntoIterator<Item = Key>) {
-        self.entry(owner, |p| p.deletes.extend(pods));
+        let mut pods = pods.into_iter().peekable();
+        if pods.peek().is_some() {
+            self.entry(owner, |p| p.deletes.extend(pods));
+        }
     }
 
     pub fn creation_observed(&self, owner: &str) {

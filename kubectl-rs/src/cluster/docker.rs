@@ -129,7 +129,7 @@ pub fn pick_subnet(name: &str, taken: &[String], in_use: &[String]) -> Option<u8
     let in_use: Vec<(u32, u8)> = in_use.iter().filter_map(|s| parse_cidr(s)).collect();
     (0..250u32).map(|i| ((hash + i) % 250) as u8 + 1).find(|&b| {
         let prefix = format!("{}.{}.{b}.", SUBNET.0, SUBNET.1);
-        let ours = parse_cidr(&subnet(b)).expect("a valid subnet");
+        let ours = (u32::from(Ipv4Addr::new(SUBNET.0, SUBNET.1, b, 0)), 24);
         !taken.iter().any(|ip| ip.starts_with(&prefix)) && !in_use.iter().any(|n| overlaps(*n, ours))
     })
 }

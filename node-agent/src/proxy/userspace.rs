@@ -255,9 +255,8 @@ async fn serve_udp(socket: UdpSocket, balancer: Arc<Mutex<Balancer>>, service: S
         };
         let existing = {
             let mut map = sessions.lock();
-            let ready = balancer.lock().endpoints().to_vec();
             // A session whose endpoint is no longer ready ends here; the next is balanced.
-            if map.get(&client).is_some_and(|s| !ready.contains(&s.endpoint)) {
+            if map.get(&client).is_some_and(|s| !balancer.lock().endpoints().contains(&s.endpoint)) {
                 map.remove(&client);
             }
             map.get(&client).map(|s| s.upstream.clone())
