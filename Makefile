@@ -38,7 +38,8 @@ run3:
 	for i in 1 2 3; do \
 	  target/release/rk-server --id $$i --data-dir rk-$$i.data \
 	    --listen 127.0.0.1:$$((2377 + 2 * $$i)) --peer-listen 127.0.0.1:$$((2378 + 2 * $$i)) \
-	    --peers 1=127.0.0.1:2380,2=127.0.0.1:2382,3=127.0.0.1:2384 --log-level info & \
+	    --peers 1=127.0.0.1:2380,2=127.0.0.1:2382,3=127.0.0.1:2384 \
+	    --encryption-key-file rk-secrets.key --log-level info & \
 	done; wait
 
 # The store benchmark against a 3-member etcd cluster (see BENCHMARKS.md).

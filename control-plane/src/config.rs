@@ -148,6 +148,85 @@ pub struct Config {
     /// Rotated audit logs to keep.
     #[arg(long, default_value_t = 5)]
     pub audit_log_maxbackup: usize,
+
+    /// The key file Secrets are encrypted with at rest (XChaCha20-Poly1305): one base64
+    /// key per line, the first encrypts, all decrypt; re-read when it changes. Keep it out
+    /// of the data directory; every replica needs the same keys. Default: beside the data
+    /// directory, `<data-dir>.secrets-key`. Created when missing, except by a replica that
+    /// joins (it needs the cluster's keys: copy the file) or by one of several founding
+    /// members that does not name it (they must share one: give each the same file).
+    #[arg(long, value_name = "FILE")]
+    pub encryption_key_file: Option<PathBuf>,
+}
+
+/// Where the secrets key file of a data directory is when `--encryption-key-file` is
+/// not given: beside the directory, so a copy of the directory does not carry it.
+pub fn default_key_file(data_dir: &std::path::Path) -> Result<PathBuf, String> {
+    let abs = std::path::absolute(data_dir).map_err(|e| format!("cannot resolve {}: {e}", data_dir.display()))?;
+    let abs: PathBuf = abs.components().collect();
+    match (abs.parent(), abs.file_name()) {
+        (Some(parent), Some(name)) => Ok(parent.join(format!("{}.secrets-key", name.to_string_lossy()))),
+        _ => Err(format!(
+            "the data directory {} has no parent to keep the secrets key file in; pass --encryption-key-file",
+            data_dir.display()
+        )),
+    }
+}
+
+/// `rk-server secrets …`: the keys Secrets are encrypted with at rest.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "rk-server secrets", about = "Manage the keys Secrets are encrypted with at rest")]
+pub struct SecretsArgs {
+    #[command(subcommand)]
+    pub command: SecretsCommand,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum SecretsCommand {
+    /// Write a new key file with one fresh key (refused if the file exists). Copy it to
+    /// every replica's `--encryption-key-file` before they first start.
+    CreateKey(KeyFileArgs),
+    /// Put a fresh key first in the key file: running replicas pick it up within seconds
+    /// and the leader re-encrypts every Secret with it in the background. The old keys stay
+    /// (they still decrypt) until `prune-keys`. Every replica must see the new file.
+    RotateKey(KeyFileArgs),
+    /// Show which key each Secret in a running cluster is encrypted with.
+    Status {
+        #[command(flatten)]
+        key: KeyFileArgs,
+        /// Client address of any member.
+        #[arg(long, default_value = "127.0.0.1:2379")]
+        endpoint: String,
+    },
+    /// Drop every key but the first from the key file, once `status` shows that no
+    /// Secret needs them (checked first).
+    PruneKeys {
+        #[command(flatten)]
+        key: KeyFileArgs,
+        /// Client address of any member.
+        #[arg(long, default_value = "127.0.0.1:2379")]
+        endpoint: String,
+    },
+}
+
+/// Which key file: `--encryption-key-file`, or the default one of `--data-dir`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct KeyFileArgs {
+    #[arg(long, value_name = "FILE")]
+    pub encryption_key_file: Option<PathBuf>,
+    /// The replica's data directory (its key file sits beside it by default).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl KeyFileArgs {
+    pub fn path(&self) -> Result<PathBuf, String> {
+        match (&self.encryption_key_file, &self.data_dir) {
+            (Some(f), _) => Ok(f.clone()),
+            (None, Some(d)) => default_key_file(d),
+            (None, None) => Err("say which key file: --encryption-key-file FILE or --data-dir DIR".into()),
+        }
+    }
 }
 
 /// Parses `300ms`, `10s`, `5m`, `1h` or a plain number of seconds.

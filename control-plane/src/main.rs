@@ -2,12 +2,16 @@
 //! and calls [`rk_control_plane::server::run`]; everything else is in the library.
 
 use clap::Parser;
-use rk_control_plane::config::{Config, SnapshotArgs, SnapshotCommand};
+use rk_control_plane::api::encryption;
+use rk_control_plane::config::{Config, SecretsArgs, SecretsCommand, SnapshotArgs, SnapshotCommand};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == "snapshot") {
         return snapshot(SnapshotArgs::parse_from(std::env::args_os().skip(1)));
+    }
+    if std::env::args_os().nth(1).is_some_and(|a| a == "secrets") {
+        return secrets(SecretsArgs::parse_from(std::env::args_os().skip(1)));
     }
     let config = Config::parse();
     if let Err(e) = rk_control_plane::failpoint::init() {
@@ -82,6 +86,87 @@ fn snapshot(args: SnapshotArgs) -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `rk-server secrets rotate-key|status|prune-keys`.
+fn secrets(args: SecretsArgs) -> std::process::ExitCode {
+    let result = match args.command {
+        SecretsCommand::CreateKey(key) => key.path().and_then(|path| match encryption::create_key_file(&path) {
+            Ok(true) => Ok(format!(
+                "wrote {} (readable by its owner only); give every replica of the cluster a copy",
+                path.display()
+            )),
+            Ok(false) => Err(format!("{} exists; rotate its key with `rk-server secrets rotate-key`", path.display())),
+            Err(e) => Err(e.to_string()),
+        }),
+        SecretsCommand::RotateKey(key) => key.path().and_then(|path| {
+            encryption::rotate_key(&path).map_err(|e| e.to_string()).map(|name| {
+                format!(
+                    "key {name} now encrypts ({}); running replicas pick it up within seconds and the leader \
+                     re-encrypts every Secret with it. Give every replica this file; see progress with \
+                     `rk-server secrets status`",
+                    path.display()
+                )
+            })
+        }),
+        SecretsCommand::Status { key, endpoint } => key.path().and_then(|path| {
+            let ring = encryption::Encryption::load(&path).map_err(|e| e.to_string())?.keyring();
+            let usage = block_on(encryption::key_usage(&endpoint))?;
+            let mut out =
+                format!("key file {}: keys {} (the first encrypts)\n", path.display(), ring.names().join(", "));
+            for (name, count) in &usage {
+                let what = match name {
+                    Some(n) if n == ring.write_key() => format!("key {n} (current)"),
+                    Some(n) if ring.names().contains(&n.as_str()) => format!("key {n} (older; re-encryption pending)"),
+                    Some(n) => format!("key {n} (NOT in the key file: these Secrets cannot be read)"),
+                    None => "no key (written before encryption; re-encryption pending)".into(),
+                };
+                out.push_str(&format!("{count} Secret(s) encrypted with {what}\n"));
+            }
+            if usage.is_empty() {
+                out.push_str("no Secrets\n");
+            }
+            Ok(out.trim_end().to_string())
+        }),
+        SecretsCommand::PruneKeys { key, endpoint } => key.path().and_then(|path| {
+            let ring = encryption::Encryption::load(&path).map_err(|e| e.to_string())?.keyring();
+            let usage = block_on(encryption::key_usage(&endpoint))?;
+            let pending: usize =
+                usage.iter().filter(|(n, _)| n.as_deref() != Some(ring.write_key())).map(|(_, c)| c).sum();
+            if pending > 0 {
+                return Err(format!(
+                    "{pending} Secret(s) are not yet encrypted with the current key {}; wait for the leader to \
+                     re-encrypt them (`rk-server secrets status`) and try again",
+                    ring.write_key()
+                ));
+            }
+            encryption::prune_keys(&path).map_err(|e| e.to_string()).map(|dropped| {
+                if dropped.is_empty() {
+                    "nothing to prune".to_string()
+                } else {
+                    format!("dropped keys {}", dropped.join(", "))
+                }
+            })
+        }),
+    };
+    match result {
+        Ok(summary) => {
+            println!("{summary}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rk-server: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?
+        .block_on(f)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

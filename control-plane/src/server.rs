@@ -217,6 +217,7 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| ServerError::DataDir { path: data_dir.clone(), reason: e.to_string() })?;
     let recorded = read_member_file(&data_dir)?;
+    let encryption = Arc::new(secrets_keys(&config, &data_dir, recorded.is_some(), peers.len())?);
     let backend = Backend::Disk { dir: data_dir.join("raft"), segment_bytes: DEFAULT_SEGMENT_BYTES };
     let (log, recovered) = RaftLog::open(&backend)?;
     if recovered.truncated_tail > 0 {
@@ -304,7 +305,8 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
         .map_err(ServerError::Config)?;
     let api_options =
         crate::api::rest::ApiOptions { ranges, default_toleration_seconds: config.default_toleration_seconds };
-    let kube = crate::api::rest::Api::new(crate::api::store::ObjectStore::new(raft.clone()), api_options);
+    tokio::spawn(reload_keys(encryption.clone(), raft.shared.leadership.clone()));
+    let kube = crate::api::rest::Api::new(crate::api::store::ObjectStore::new(raft.clone(), encryption), api_options);
     tokio::spawn(bootstrap_namespaces(kube.clone(), client_addr.port()));
     let dns_addr = match (dns_listeners, dns_opts) {
         (Some(listeners), Some(opts)) => {
@@ -366,6 +368,77 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
     };
     tracing::info!(id, %client_addr, %peer_addr, "rk-server replica started");
     Ok((Replica { raft, client_addr, peer_addr, dns_addr }, done))
+}
+
+/// The keys Secrets are sealed with: the key file, created when that is safe.
+fn secrets_keys(
+    config: &Config,
+    data_dir: &Path,
+    restarting: bool,
+    founders: usize,
+) -> Result<crate::api::encryption::Encryption, ServerError> {
+    use crate::api::encryption::{Encryption, create_key_file};
+    let named = config.encryption_key_file.is_some();
+    let path = match &config.encryption_key_file {
+        Some(p) => p.clone(),
+        None => config::default_key_file(data_dir).map_err(ServerError::Config)?,
+    };
+    if !path.exists() {
+        // A fresh key here would make every Secret of a running cluster unreadable on this
+        // replica, or give founding replicas different keys: refuse, and say what to do.
+        if config.join.is_some() && !restarting {
+            return Err(ServerError::Config(format!(
+                "the secrets encryption key file {} is missing: a joining replica needs the cluster's keys. \
+                 Copy the key file of any member there (or name it with --encryption-key-file)",
+                path.display()
+            )));
+        }
+        if !named && !restarting && founders > 1 {
+            return Err(ServerError::Config(format!(
+                "the founding members of a cluster must share their secrets encryption keys, and {} does not \
+                 exist: give every founding member the same --encryption-key-file (the first to start creates \
+                 it if missing; on separate machines, create it on one with `rk-server secrets rotate-key \
+                 --encryption-key-file FILE` and copy it to the others)",
+                path.display()
+            )));
+        }
+        if create_key_file(&path).map_err(|e| ServerError::Config(e.to_string()))? {
+            tracing::warn!(path = %path.display(), "created a new secrets encryption key file; keep it out of the \
+                data directory's backups and give every replica of this cluster the same file");
+        }
+    }
+    let enc = Encryption::load(&path).map_err(|e| ServerError::Config(e.to_string()))?;
+    tracing::info!(path = %path.display(), key = enc.keyring().write_key(), "secrets are encrypted at rest");
+    Ok(enc)
+}
+
+/// Re-reads the secrets key file every few seconds, so a rotation reaches a running
+/// replica; stops with the replica.
+async fn reload_keys(
+    encryption: Arc<crate::api::encryption::Encryption>,
+    mut leadership: tokio::sync::watch::Receiver<Leadership>,
+) {
+    let mut last_error = String::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = leadership.wait_for(|l| l.stopped) => return,
+        }
+        match encryption.reload() {
+            Ok(true) => {
+                last_error.clear();
+                tracing::info!(key = encryption.keyring().write_key(), "secrets encryption keys changed");
+            }
+            Ok(false) => last_error.clear(),
+            Err(e) => {
+                let e = e.to_string();
+                if e != last_error {
+                    tracing::error!(error = %e, "cannot re-read the secrets encryption keys; the keys in use stay");
+                    last_error = e;
+                }
+            }
+        }
+    }
 }
 
 /// The client port's routes: the etcd gRPC services and plain HTTP health checks.

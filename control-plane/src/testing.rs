@@ -39,7 +39,8 @@ pub async fn single_replica() -> RaftHandle {
 /// A one-replica store with the Kubernetes API and the default namespaces.
 pub async fn api() -> Api {
     let raft = single_replica().await;
-    let api = Api::new(ObjectStore::new(raft), ApiOptions::default());
+    let encryption = std::sync::Arc::new(crate::api::encryption::Encryption::ephemeral());
+    let api = Api::new(ObjectStore::new(raft, encryption), ApiOptions::default());
     let res = crate::api::registry::lookup("namespaces").expect("namespaces are served");
     for ns in ["default", "kube-system", "kube-node-lease"] {
         let obj = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});

@@ -429,8 +429,14 @@ impl Cluster {
     }
 
     /// Starts (or restarts) replica `i`'s process.
+    /// The secrets encryption key file every replica shares (the first to start makes it).
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.path().join("secrets.key")
+    }
+
     pub fn spawn(&mut self, i: usize) -> Result<()> {
         let bin = binary(self.opts.server_binary)?;
+        let key_file = self.key_file();
         let o = &self.opts;
         let r = &mut self.replicas[i];
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&r.log_path)?;
@@ -453,6 +459,8 @@ impl Cluster {
             .arg(o.snapshot_catchup_entries.to_string())
             .arg("--log-level")
             .arg("info")
+            .arg("--encryption-key-file")
+            .arg(&key_file)
             .args(&r.extra)
             .args(&o.extra_args)
             .envs(r.env.iter().map(|(k, v)| (k, v)))

@@ -18,6 +18,7 @@ pub mod alloc;
 pub mod audit;
 pub mod body;
 pub mod discovery;
+pub mod encryption;
 pub mod error;
 pub mod grpc;
 pub mod http;

@@ -8,7 +8,11 @@
 //! Every write is one raft transaction that compares the key's revision first
 //! (`create_revision == 0` to create, `mod_revision == rv` to update or delete), so
 //! optimistic concurrency needs no read-then-write race.
+//!
+//! Secrets are sealed on the way in and opened on the way out ([`super::encryption`]):
+//! every [`Stored`] made here holds plaintext, every value written is sealed.
 
+use super::encryption::{Encryption, is_sealed_key};
 use super::error::ApiError;
 use crate::raft::node::RaftHandle;
 use crate::store::Applied;
@@ -18,6 +22,7 @@ use rk_proto::etcdserverpb::{
 };
 use rk_proto::store::internal_request::Op;
 use serde_json::Value;
+use std::sync::Arc;
 
 const META_PREFIX: &[u8] = b"{\"metadata\":{";
 
@@ -130,16 +135,54 @@ pub struct ObjectStore {
     pub raft: RaftHandle,
     /// Raft term writes are fenced to (0: none); see `RaftHandle::propose_fenced`.
     pub fence: u64,
+    /// The keys Secrets are sealed with.
+    pub encryption: Arc<Encryption>,
 }
 
 impl ObjectStore {
-    pub fn new(raft: RaftHandle) -> Self {
-        Self { raft, fence: 0 }
+    /// A store whose Secrets are sealed with `encryption`'s keys.
+    pub fn new(raft: RaftHandle, encryption: Arc<Encryption>) -> Self {
+        Self { raft, fence: 0, encryption }
     }
 
     /// The same store, with every write fenced to raft term `term`.
     pub fn fenced(&self, term: u64) -> Self {
-        Self { raft: self.raft.clone(), fence: term }
+        Self { raft: self.raft.clone(), fence: term, encryption: self.encryption.clone() }
+    }
+
+    /// A stored value as an object's bytes: opened if it is a sealed Secret.
+    pub fn stored(&self, key: &Bytes, raw: &Bytes, rev: i64) -> Result<Stored, ApiError> {
+        let raw = if is_sealed_key(key) {
+            match self.encryption.keyring().open(key, raw).map_err(|e| ApiError::Internal(e.to_string()))? {
+                std::borrow::Cow::Borrowed(_) => raw.clone(),
+                std::borrow::Cow::Owned(plain) => Bytes::from(plain),
+            }
+        } else {
+            raw.clone()
+        };
+        Ok(Stored { key: key.clone(), raw, rev })
+    }
+
+    /// The value to store for an object's bytes: sealed if it is a Secret.
+    fn sealed(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>, ApiError> {
+        if !is_sealed_key(key.as_bytes()) {
+            return Ok(value);
+        }
+        self.encryption.keyring().seal(key.as_bytes(), &value).map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    /// Secrets not sealed with the key that seals now (sealed with an older key, or
+    /// not at all), with their revisions: what a key rotation must re-encrypt.
+    pub fn stale_secrets(&self) -> Vec<(Bytes, i64)> {
+        let ring = self.encryption.keyring();
+        let current = ring.write_key();
+        let range =
+            crate::store::mvcc::KeyRange::prefix(Bytes::from_static(super::encryption::SECRETS_PREFIX.as_bytes()));
+        let view = self.raft.shared.sm.read().mvcc.clone();
+        let Ok(scan) = view.scan(&range, 0) else { return Vec::new() };
+        scan.filter(|(_, raw, _)| super::encryption::Keyring::sealed_with(raw) != Some(current))
+            .map(|(key, _, rev)| (key.clone(), rev))
+            .collect()
     }
 
     /// Waits until reads at `freshness` can be served from this replica; returns the
@@ -181,7 +224,8 @@ impl ObjectStore {
         let req = RangeRequest { key: Bytes::copy_from_slice(key.as_bytes()), revision: at, ..Default::default() };
         let sm = self.raft.shared.sm.read();
         let resp = sm.range(&req).map_err(revision_error)?;
-        Ok(resp.kvs.into_iter().next().map(|kv| Stored { key: kv.key, raw: kv.value, rev: kv.mod_revision }))
+        drop(sm);
+        resp.kvs.into_iter().next().map(|kv| self.stored(&kv.key, &kv.value, kv.mod_revision)).transpose()
     }
 
     /// Reads up to `limit` objects (0: all) under `prefix`, starting after `after`,
@@ -213,7 +257,7 @@ impl ObjectStore {
         let mut page = Page { revision, ..Default::default() };
         let mut scan = view.scan(&range, at)?;
         for (key, raw, rev) in scan.by_ref() {
-            let item = Stored { key: key.clone(), raw: raw.clone(), rev };
+            let item = self.stored(key, raw, rev)?;
             if !keep(&item)? {
                 continue;
             }
@@ -271,12 +315,14 @@ impl ObjectStore {
     async fn write(&self, key: &str, main: Main, side: &Side) -> Result<Written, ApiError> {
         use compare::{CompareTarget, TargetUnion};
         let (guard, op) = match main {
-            Main::Create(v) => {
-                (Self::compare(key, CompareTarget::Create, TargetUnion::CreateRevision(0)), Self::put_op(key, v))
-            }
-            Main::Update(v, rev) => {
-                (Self::compare(key, CompareTarget::Mod, TargetUnion::ModRevision(rev)), Self::put_op(key, v))
-            }
+            Main::Create(v) => (
+                Self::compare(key, CompareTarget::Create, TargetUnion::CreateRevision(0)),
+                Self::put_op(key, self.sealed(key, v)?),
+            ),
+            Main::Update(v, rev) => (
+                Self::compare(key, CompareTarget::Mod, TargetUnion::ModRevision(rev)),
+                Self::put_op(key, self.sealed(key, v)?),
+            ),
             Main::Delete(rev) => {
                 (Self::compare(key, CompareTarget::Mod, TargetUnion::ModRevision(rev)), Self::delete_op(key))
             }
@@ -312,10 +358,11 @@ impl ObjectStore {
                             .kvs
                             .into_iter()
                             .next()
-                            .map(|kv| Stored { key: kv.key, raw: kv.value, rev: kv.mod_revision }),
-                        _ => None,
+                            .map(|kv| self.stored(&kv.key, &kv.value, kv.mod_revision))
+                            .transpose(),
+                        _ => Ok(None),
                     })
-                    .collect();
+                    .collect::<Result<_, _>>()?;
                 let current = if found.is_empty() { None } else { found.remove(0) };
                 let main_ok =
                     if creating { current.is_none() } else { current.as_ref().is_some_and(|c| c.rev == expected) };
@@ -366,6 +413,17 @@ impl ObjectStore {
 
     pub async fn delete_with(&self, key: &str, expected: i64, side: &Side) -> Result<Written, ApiError> {
         self.write(key, Main::Delete(expected), side).await
+    }
+
+    /// Writes the Secret at `key` back unchanged if it is still at revision `rev`, which
+    /// seals it with the current key; false if it changed or went meanwhile.
+    pub async fn reseal(&self, key: &Bytes, rev: i64) -> Result<bool, ApiError> {
+        let k = String::from_utf8_lossy(key).into_owned();
+        let Some(current) = self.get(&k, Freshness::Any).await? else { return Ok(false) };
+        if current.rev != rev {
+            return Ok(false);
+        }
+        Ok(matches!(self.update(&k, current.raw.to_vec(), rev).await?, Written::Ok(_)))
     }
 
     /// Keys under `prefix` (allocation tables).

@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::query::ListOptions;
 use super::registry::Resource;
 use super::rest::{Api, Filter};
-use super::store::{Freshness, Stored};
+use super::store::{Freshness, ObjectStore, Stored};
 use super::table;
 use crate::store::mvcc::KeyRange;
 use crate::store::watch::{WatchMessage, WatchSpec};
@@ -175,6 +175,7 @@ pub async fn start(
     let bookmarks = opts.allow_bookmarks;
     let interval = settings.bookmark_interval;
     let sm = api.store.raft.shared.sm.clone();
+    let store = api.store.clone();
     tokio::spawn(async move {
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
@@ -200,7 +201,7 @@ pub async fn start(
                         WatchMessage::Events { events, .. } => {
                             let mut lines = Vec::new();
                             for e in events {
-                                match convert(&mut renderer, &filter, &e) {
+                                match convert(&store, &mut renderer, &filter, &e) {
                                     Ok(Some(l)) => lines.push(l),
                                     Ok(None) => {}
                                     Err(err) => lines.push(error_event(&err)),
@@ -236,9 +237,14 @@ pub async fn start(
 }
 
 /// One store event as a watch line, or nothing if the selectors hide it.
-fn convert(r: &mut Renderer, filter: &Filter, e: &rk_proto::mvccpb::Event) -> Result<Option<Bytes>, ApiError> {
+fn convert(
+    store: &ObjectStore,
+    r: &mut Renderer,
+    filter: &Filter,
+    e: &rk_proto::mvccpb::Event,
+) -> Result<Option<Bytes>, ApiError> {
     let Some(kv) = &e.kv else { return Ok(None) };
-    let prev = e.prev_kv.as_ref().map(|p| Stored { key: p.key.clone(), raw: p.value.clone(), rev: p.mod_revision });
+    let prev = e.prev_kv.as_ref().map(|p| store.stored(&p.key, &p.value, p.mod_revision)).transpose()?;
     if e.r#type == EventType::Delete as i32 {
         let Some(prev) = prev else { return Ok(None) };
         let mut obj = prev.object()?;
@@ -249,7 +255,7 @@ fn convert(r: &mut Renderer, filter: &Filter, e: &rk_proto::mvccpb::Event) -> Re
         super::store::set_resource_version(&mut obj, kv.mod_revision);
         return Ok(Some(line("DELETED", &r.value(&obj)?)));
     }
-    let now = Stored { key: kv.key.clone(), raw: kv.value.clone(), rev: kv.mod_revision };
+    let now = store.stored(&kv.key, &kv.value, kv.mod_revision)?;
     if filter.is_empty() {
         let kind = if prev.is_some() { "MODIFIED" } else { "ADDED" };
         return Ok(Some(line(kind, &r.object(&now)?)));

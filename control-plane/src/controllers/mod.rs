@@ -23,6 +23,7 @@ pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod podutil;
+pub mod reencrypt;
 pub mod replicaset;
 pub mod runtime;
 pub mod scheduler;
@@ -150,6 +151,9 @@ fn start(api: Api, opts: &ControllerOptions) -> Term {
         recorder: recorder("node-controller"),
     });
     tasks.spawn(after_sync(ready.clone(), lifecycle.run(stop_rx.clone())));
+
+    // Secrets sealed with an older key are re-encrypted with the current one.
+    tasks.spawn(reencrypt::run(api.clone(), stop_rx.clone()));
 
     // Garbage collector: any change to an owner or dependent wakes it.
     let dirty = Arc::new(tokio::sync::Notify::new());

@@ -16,7 +16,7 @@ use crate::api::error::ApiError;
 use crate::api::query::ListOptions;
 use crate::api::registry::Resource;
 use crate::api::rest::Api;
-use crate::api::store::{Freshness, Stored};
+use crate::api::store::{Freshness, ObjectStore};
 use crate::store::mvcc::KeyRange;
 use crate::store::watch::{WatchMessage, WatchSpec};
 use bytes::Bytes;
@@ -300,20 +300,20 @@ impl Informer {
         }
     }
 
-    fn apply_event(&self, e: &rk_proto::mvccpb::Event) {
+    fn apply_event(&self, store: &ObjectStore, e: &rk_proto::mvccpb::Event) {
         let Some(kv) = &e.kv else { return };
         if e.r#type == EventType::Delete as i32 {
             let Some(prev) = &e.prev_kv else { return };
-            let stored = Stored { key: prev.key.clone(), raw: prev.value.clone(), rev: prev.mod_revision };
-            let Ok(mut obj) = stored.object() else { return };
+            let Ok(mut obj) = store.stored(&prev.key, &prev.value, prev.mod_revision).and_then(|s| s.object()) else {
+                return;
+            };
             crate::api::store::set_resource_version(&mut obj, kv.mod_revision);
             let key = key_of(&obj);
             self.cache.write().remove(&key);
             self.emit(Change::Deleted(Arc::new(obj)));
             return;
         }
-        let stored = Stored { key: kv.key.clone(), raw: kv.value.clone(), rev: kv.mod_revision };
-        let Ok(obj) = stored.object() else { return };
+        let Ok(obj) = store.stored(&kv.key, &kv.value, kv.mod_revision).and_then(|s| s.object()) else { return };
         let obj = Arc::new(obj);
         let key = key_of(&obj);
         let old = self.cache.write().insert(key, obj.clone());
@@ -368,7 +368,7 @@ impl Informer {
                     msg = rx.recv() => match msg {
                         Some((_, WatchMessage::Events { events, .. })) => {
                             for e in &events {
-                                self.apply_event(e);
+                                self.apply_event(&api.store, e);
                             }
                         }
                         Some((_, WatchMessage::Progress { .. })) => {}

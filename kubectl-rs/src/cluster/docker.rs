@@ -140,7 +140,14 @@ pub fn replica_run_args(rec: &ClusterRecord, network: &str, image: &str, i: usiz
     let peers: Vec<String> =
         rec.replicas.iter().enumerate().map(|(j, r)| format!("{}={}:{PEER_PORT}", j + 1, r.ip)).collect();
     let mut args = run_prefix(rec, network, r, "replica");
-    args.extend(["--volume".into(), format!("{}:/var/lib/rk", r.data_dir.display()), image.into()]);
+    args.extend([
+        "--volume".into(),
+        format!("{}:/var/lib/rk", r.data_dir.display()),
+        // Every replica shares the secrets key file (the first to start creates it).
+        "--volume".into(),
+        format!("{}:{KEYS_MOUNT}", keys_dir(r).display()),
+        image.into(),
+    ]);
     args.extend(
         [
             "rk-server",
@@ -160,12 +167,22 @@ pub fn replica_run_args(rec: &ClusterRecord, network: &str, image: &str, i: usiz
             &peers.join(","),
             "--dns-listen",
             &format!("0.0.0.0:{DNS_PORT}"),
+            "--encryption-key-file",
+            &format!("{KEYS_MOUNT}/secrets.key"),
             "--log-level",
             "info",
         ]
         .map(String::from),
     );
     args
+}
+
+/// Where replica containers see the cluster's secrets key folder.
+const KEYS_MOUNT: &str = "/etc/rk/keys";
+
+/// The cluster's secrets key folder on the host: beside the data folders, not in one.
+fn keys_dir(r: &ProcessRecord) -> PathBuf {
+    r.data_dir.parent().unwrap_or(Path::new(".")).join("keys")
 }
 
 /// `docker run` arguments of node `k` (from 0) of `rec`.
@@ -730,8 +747,12 @@ impl Driver for DockerDriver {
         step.done();
 
         for p in rec.processes() {
-            // Made by rkctl (so its owner) rather than by the engine on binding.
+            // Made by rkctl (so its owner) rather than by the engine on binding: a root-owned
+            // file in a folder this user owns can still be removed by `down`.
             std::fs::create_dir_all(&p.data_dir).map_err(|e| ClusterError::io(&p.data_dir, e))?;
+        }
+        for r in &rec.replicas {
+            std::fs::create_dir_all(keys_dir(r)).map_err(|e| ClusterError::io(&keys_dir(r), e))?;
         }
         self.started = Some((rec.name.clone(), rec.replicas.clone()));
         let step = progress.step(format!(
@@ -1013,11 +1034,13 @@ mod tests {
         assert!(args.contains(&format!("--label {CLUSTER_LABEL}=dev")), "{args}");
         assert!(
             args.contains(&format!(
-                "{}:/var/lib/rk rk-cluster:local rk-server --id 2",
-                dir.path().join("replica-2").display()
+                "{}:/var/lib/rk --volume {}:/etc/rk/keys rk-cluster:local rk-server --id 2",
+                dir.path().join("replica-2").display(),
+                dir.path().join("keys").display()
             )),
             "{args}"
         );
+        assert!(args.contains("--encryption-key-file /etc/rk/keys/secrets.key"), "{args}");
         assert!(args.contains(&format!("--peers 1={}:2380,2={}:2380,3={}:2380", ip(0), ip(1), ip(2))), "{args}");
         assert!(args.contains(&format!("--advertise-client {}:2379", ip(1))), "{args}");
         assert!(args.contains("--dns-listen 0.0.0.0:53"), "{args}");

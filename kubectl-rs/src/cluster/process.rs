@@ -405,6 +405,9 @@ async fn start(
             format!("{}:{PEER_PORT}", r.ip),
             "--peers".into(),
             peers.clone(),
+            // One key file for every replica: the first to start creates it.
+            "--encryption-key-file".into(),
+            dir.join("secrets.key").display().to_string(),
             "--log-level".into(),
             "info".into(),
         ];

@@ -1906,8 +1906,11 @@ mod tests {
         assert!(matches!(n.rt.run_sandbox(&pod("a/b")).await, Err(RuntimeError::Sandbox(_))));
 
         let id = start(&n, &shell(&n, "app", "echo $$ > \"$SCRATCH/pids\"; trap '' TERM; sleep 1000")).await;
-        let pid = eventually("the pid file", || async { fs::read_to_string(n.scratch.join("pids")).ok() }).await;
-        let pid: i32 = pid.trim().parse().unwrap();
+        // The shell creates the file before it writes to it: wait for a whole pid.
+        let pid: i32 = eventually("the pid file", || async {
+            fs::read_to_string(n.scratch.join("pids")).ok().and_then(|s| s.trim().parse().ok())
+        })
+        .await;
         n.rt.remove_sandbox("uid-1").await.unwrap();
         assert!(!pid_alive(pid));
         assert!(n.rt.list().await.unwrap().is_empty());
