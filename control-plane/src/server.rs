@@ -511,6 +511,19 @@ async fn bootstrap_namespaces(api: crate::api::rest::Api, client_port: u16) {
             }
         }
     }
+    // The default roles (cluster-admin, admin, edit, view, the system: ones).
+    loop {
+        if api.store.raft.leadership().stopped {
+            return;
+        }
+        match crate::api::rbac::bootstrap(&api).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot create the default roles yet; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
     // The API's own Service, `kubernetes.default`, at the first address of the
     // service range, as every Kubernetes cluster has it (in-cluster clients and DNS
     // look for it). Its Endpoints are not maintained yet.

@@ -180,6 +180,61 @@ async fn drive(minor: u32) -> Result<()> {
     let out = k.ok(&["auth", "whoami"]).await?;
     ensure!(out.contains("system:anonymous"), "{out}");
 
+    // RBAC: the default roles exist, a binding grants one, and a request that impersonates
+    // a user (`--as`) is authorized as that user, reviews included.
+    let out = k.ok(&["get", "clusterroles"]).await?;
+    for role in ["cluster-admin", "admin", "edit", "view", "system:basic-user"] {
+        ensure!(out.lines().any(|l| l.split_whitespace().next() == Some(role)), "{role} missing: {out}");
+    }
+    k.ok(&["create", "namespace", "dev"]).await?;
+    let out =
+        k.ok(&["create", "rolebinding", "jane-view", "--clusterrole", "view", "--user", "jane", "-n", "dev"]).await?;
+    ensure!(out.contains("rolebinding.rbac.authorization.k8s.io/jane-view created"), "{out}");
+    k.ok(&["create", "role", "cm-writer", "--verb", "create,get", "--resource", "configmaps", "-n", "dev"]).await?;
+    k.ok(&["create", "rolebinding", "ops-cm", "--role", "cm-writer", "--group", "ops", "-n", "dev"]).await?;
+    let out = k.ok(&["get", "rolebindings", "-n", "dev", "-o", "wide"]).await?;
+    ensure!(
+        out.lines().any(|l| l.starts_with("jane-view") && l.contains("ClusterRole/view") && l.contains("jane")),
+        "{out}"
+    );
+    // `can-i` answers on stdout and exits 1 for "no".
+    async fn can(k: &Kubectl, args: &[&str]) -> Result<String> {
+        Ok(k.run(args, None).await?.stdout.trim().to_string())
+    }
+    ensure!(can(&k, &["auth", "can-i", "list", "pods", "-n", "dev", "--as", "jane"]).await? == "yes");
+    ensure!(can(&k, &["auth", "can-i", "list", "pods", "-n", "kube-system", "--as", "jane"]).await? == "no");
+    ensure!(can(&k, &["auth", "can-i", "create", "pods", "-n", "dev", "--as", "jane"]).await? == "no");
+    ensure!(can(&k, &["auth", "can-i", "get", "secrets", "-n", "dev", "--as", "jane"]).await? == "no");
+    ensure!(
+        can(&k, &["auth", "can-i", "create", "configmaps", "-n", "dev", "--as", "sam", "--as-group", "ops"]).await?
+            == "yes"
+    );
+    ensure!(
+        can(&k, &["auth", "can-i", "delete", "nodes", "--as", "root", "--as-group", "system:masters"]).await? == "yes"
+    );
+    let out = k.ok(&["auth", "can-i", "--list", "-n", "dev", "--as", "jane"]).await?;
+    ensure!(out.lines().any(|l| l.starts_with("pods ") && l.contains("[get list watch]")), "{out}");
+    let out = k.ok(&["auth", "whoami", "--as", "jane"]).await?;
+    ensure!(out.contains("jane") && out.contains("system:authenticated"), "{out}");
+    // The impersonated requests themselves.
+    k.ok(&["get", "pods", "-n", "dev", "--as", "jane"]).await?;
+    let out = k.run(&["create", "configmap", "x", "-n", "dev", "--as", "jane"], None).await?;
+    ensure!(
+        out.code == 1
+            && out.stderr.contains(
+                "configmaps is forbidden: User \"jane\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"dev\""
+            ),
+        "{out:?}"
+    );
+    k.ok(&["create", "configmap", "x", "-n", "dev", "--as", "sam", "--as-group", "ops"]).await?;
+    let out = k.run(&["get", "configmaps", "-n", "kube-system", "--as", "sam", "--as-group", "ops"], None).await?;
+    ensure!(out.code == 1 && out.stderr.contains("Forbidden"), "{out:?}");
+    // roleRef is immutable, as in Kubernetes.
+    let out = k
+        .run(&["patch", "rolebinding", "jane-view", "-n", "dev", "-p", r#"{"roleRef":{"name":"edit"}}"#], None)
+        .await?;
+    ensure!(out.code == 1 && out.stderr.contains("cannot change roleRef"), "{out:?}");
+
     // delete -f removes everything it names.
     let out = k.ok(&["delete", "-f", &file_s]).await?;
     ensure!(out.contains("deployment.apps \"web\" deleted") && out.contains("configmap \"cfg\" deleted"), "{out}");

@@ -26,7 +26,8 @@ pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError
         "application/yaml" | "application/x-yaml" | "text/yaml" => parse_yaml_or_json(body),
         "application/vnd.kubernetes.protobuf" => protobuf::decode_object(body).map_err(|e| match e {
             protobuf::ProtobufError::UnsupportedKind { .. } | protobuf::ProtobufError::UnsupportedField { .. } => {
-                ApiError::UnsupportedMediaType(format!("{e}; send this kind as application/json"))
+                // The message already says to send JSON instead.
+                ApiError::UnsupportedMediaType(e.to_string())
             }
             e => ApiError::BadRequest(format!("cannot decode the protobuf body: {e}")),
         }),

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod proxy;
 pub mod query;
+pub mod rbac;
 pub mod registry;
 pub mod rest;
 pub mod review;
@@ -142,7 +143,9 @@ pub fn router(server: Arc<ApiServer>) -> Router {
         .route("/apis/authentication.k8s.io/{*rest}", axum::routing::any(review::handle))
         .route("/api/{*rest}", axum::routing::any(http::dispatch))
         .route("/apis/{*rest}", axum::routing::any(http::dispatch))
-        .with_state(server.clone());
+        .with_state(server.clone())
+        // Inside the audit layer, so a refused request is audited too.
+        .layer(axum::middleware::from_fn_with_state(server.api.clone(), rbac::layer));
     let router = match &server.audit {
         Some(log) => router.layer(axum::middleware::from_fn_with_state(log.clone(), audit::layer)),
         None => router,

@@ -83,6 +83,7 @@ fn schema_name(r: &Resource) -> String {
         "networking.k8s.io" => "networking",
         "coordination.k8s.io" => "coordination",
         "discovery.k8s.io" => "discovery",
+        "rbac.authorization.k8s.io" => "rbac",
         g => g,
     };
     format!("io.k8s.api.{group}.{}.{}", r.version, r.kind)

@@ -259,6 +259,54 @@ pub static RESOURCES: &[Resource] = &[
         spec = true
     ),
     res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "roles",
+        "role",
+        ns = true,
+        short = [],
+        all = false,
+        sub = [],
+        spec = false
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        "rolebinding",
+        ns = true,
+        short = [],
+        all = false,
+        sub = [],
+        spec = false
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        "clusterrole",
+        ns = false,
+        short = [],
+        all = false,
+        sub = [],
+        spec = false
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        ns = false,
+        short = [],
+        all = false,
+        sub = [],
+        spec = false
+    ),
+    res!(
         "discovery.k8s.io",
         "v1",
         "EndpointSlice",

@@ -3,22 +3,25 @@
 //! SelfSubjectReview — what `kubectl auth can-i` (with `--list`) and `kubectl auth whoami` ask,
 //! and what dashboards such as k9s ask before showing an action.
 //!
-//! rk does not authenticate or authorize requests yet: every request is served as it comes.
-//! These reviews say exactly that — allowed, with a reason that says why — rather than 404,
-//! which kubectl reports as an error and tools take as "no access". When authorization
-//! arrives, [`decide`] is the one place that changes. Reviews are never stored: a create
-//! answers 201 with the review and its `status` filled in, as kube-apiserver does.
+//! rk does not authenticate requests yet: a request without credentials may do anything,
+//! and a self review without impersonation says exactly that — allowed, with a reason that
+//! says why — rather than 404, which kubectl reports as an error and tools take as "no
+//! access". Reviews of someone (`kubectl auth can-i --as jane`, SubjectAccessReview) are
+//! answered from RBAC ([`super::rbac`]), as kube-apiserver answers them. Reviews are never
+//! stored: a create answers 201 with the review and its `status` filled in.
 
 use super::body;
 use super::error::{ApiError, FieldError};
 use super::http::MAX_BODY;
-use axum::extract::Request;
+use super::rbac::{Attributes, Identity, Policy};
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
-/// Why every review says yes, in the reviews' `reason`.
-const REASON: &str = "rk does not authorize requests yet: every request is allowed";
+/// Why an unauthenticated caller's self review says yes, in its `reason`.
+const REASON: &str = "rk does not authenticate requests yet: a request without credentials may do anything";
 
 /// One review kind rk answers.
 pub struct ReviewKind {
@@ -148,7 +151,11 @@ pub fn discovery_group(group: &str) -> Value {
 }
 
 /// Everything under `/apis/authorization.k8s.io` and `/apis/authentication.k8s.io`.
-pub async fn handle(req: Request) -> Response {
+pub async fn handle(State(server): State<Arc<super::ApiServer>>, req: Request) -> Response {
+    let caller = match Identity::impersonated(req.headers()) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let content_type =
@@ -163,7 +170,8 @@ pub async fn handle(req: Request) -> Response {
                     .await
                     .map_err(|_| ApiError::TooLarge(format!("Request entity too large: limit is {MAX_BODY}")))?;
                 let review = body::decode(content_type.as_deref(), &bytes)?;
-                Ok((StatusCode::CREATED, review_of(kind, namespace.as_deref(), review)?))
+                let policy = Policy::load(&server.api).await?;
+                Ok((StatusCode::CREATED, review_of(kind, namespace.as_deref(), review, caller.as_ref(), &policy)?))
             }
             (Target::Kind(kind, _), m) => Err(ApiError::MethodNotAllowed(format!(
                 "{m} is not supported on {}: reviews are only created (POST)",
@@ -216,7 +224,13 @@ fn group_doc(group: &str) -> Value {
 }
 
 /// The review `body` answered: validated as kube-apiserver validates it, `status` filled in.
-pub fn review_of(kind: &ReviewKind, namespace: Option<&str>, mut review: Value) -> Result<Value, ApiError> {
+pub fn review_of(
+    kind: &ReviewKind,
+    namespace: Option<&str>,
+    mut review: Value,
+    caller: Option<&Identity>,
+    policy: &Policy,
+) -> Result<Value, ApiError> {
     if !review.is_object() {
         return Err(ApiError::BadRequest(format!("a {} must be a JSON object", kind.kind)));
     }
@@ -250,24 +264,67 @@ pub fn review_of(kind: &ReviewKind, namespace: Option<&str>, mut review: Value) 
     if let Some(ns) = namespace {
         review["metadata"]["namespace"] = json!(ns);
     }
-    review["status"] = decide(kind);
+    review["status"] = decide(kind, &review["spec"], caller, policy);
     Ok(review)
 }
 
-/// The answer to a valid review. Every request is allowed (see the module docs).
-fn decide(kind: &ReviewKind) -> Value {
-    match kind.kind {
-        "SelfSubjectRulesReview" => json!({
+/// The answer to a valid review: for the caller (`caller`: whom it impersonates; `None`:
+/// the unauthenticated caller, who may do anything) or for the subject it names.
+fn decide(kind: &ReviewKind, spec: &Value, caller: Option<&Identity>, policy: &Policy) -> Value {
+    let access = |id: &Identity| {
+        let d = policy.authorize(id, &Attributes::of_review(spec));
+        json!({"allowed": d.allowed, "reason": d.reason})
+    };
+    match (kind.kind, caller) {
+        ("SelfSubjectRulesReview", None) => json!({
             "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
             "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
             "incomplete": false,
         }),
+        ("SelfSubjectRulesReview", Some(id)) => rules_of(policy, id, spec["namespace"].as_str().unwrap_or("")),
         // Requests carry no credentials rk checks: Kubernetes' name for such a caller.
-        "SelfSubjectReview" => json!({
+        ("SelfSubjectReview", None) => json!({
             "userInfo": {"username": "system:anonymous", "groups": ["system:unauthenticated"]},
         }),
-        _ => json!({"allowed": true, "reason": REASON}),
+        ("SelfSubjectReview", Some(id)) => json!({"userInfo": {"username": id.user, "groups": id.groups}}),
+        ("SelfSubjectAccessReview", None) => json!({"allowed": true, "reason": REASON}),
+        ("SelfSubjectAccessReview", Some(id)) => access(id),
+        _ => {
+            // SubjectAccessReview, LocalSubjectAccessReview: exactly the user and groups given.
+            let groups = spec["groups"].as_array().into_iter().flatten().filter_map(Value::as_str);
+            let id = Identity {
+                user: spec["user"].as_str().unwrap_or("").to_string(),
+                groups: groups.map(String::from).collect(),
+            };
+            access(&id)
+        }
     }
+}
+
+/// A SelfSubjectRulesReview's status: every rule `id` holds in `namespace`.
+fn rules_of(policy: &Policy, id: &Identity, namespace: &str) -> Value {
+    if id.groups.iter().any(|g| g == super::rbac::MASTERS) {
+        return json!({
+            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            "incomplete": false,
+        });
+    }
+    let mut resource_rules = Vec::new();
+    let mut non_resource_rules = Vec::new();
+    for grant in policy.grants(id, namespace) {
+        let r = grant.rule;
+        if r.non_resource_urls.as_ref().is_some_and(|u| !u.is_empty()) {
+            non_resource_rules.push(json!({"verbs": r.verbs, "nonResourceURLs": r.non_resource_urls}));
+        } else {
+            let mut rule = json!({"verbs": r.verbs, "apiGroups": r.api_groups, "resources": r.resources});
+            if let Some(names) = r.resource_names.as_ref().filter(|n| !n.is_empty()) {
+                rule["resourceNames"] = json!(names);
+            }
+            resource_rules.push(rule);
+        }
+    }
+    json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false})
 }
 
 /// kube-apiserver's validation of a review (pkg/apis/authorization/validation).
@@ -339,40 +396,63 @@ mod tests {
         let body = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
             "metadata": {"creationTimestamp": null},
             "spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods"}}});
-        let out = review_of(kind("SelfSubjectAccessReview"), None, body).unwrap();
+        let out = review_of(kind("SelfSubjectAccessReview"), None, body, None, &Policy::default()).unwrap();
         assert_eq!(out["status"]["allowed"], true);
         assert_eq!(out["status"]["reason"], REASON);
         assert_eq!(out["spec"]["resourceAttributes"]["verb"], "create", "the spec comes back as sent");
     }
 
     #[test]
+    fn reviews_of_someone_are_answered_from_rbac() {
+        let policy = crate::api::rbac::tests_policy_with_view_for("jane", "dev");
+        let ask = |verb: &str, ns: &str| json!({"spec": {"user": "jane", "resourceAttributes": {"namespace": ns, "verb": verb, "resource": "pods"}}});
+        let out = review_of(kind("SubjectAccessReview"), None, ask("list", "dev"), None, &policy).unwrap();
+        assert_eq!(out["status"]["allowed"], true, "{out}");
+        let out = review_of(kind("SubjectAccessReview"), None, ask("create", "dev"), None, &policy).unwrap();
+        assert_eq!(out["status"]["allowed"], false, "{out}");
+        // The caller impersonating jane asks about itself.
+        let jane = Identity { user: "jane".into(), groups: vec!["system:authenticated".into()] };
+        let own = json!({"spec": {"resourceAttributes": {"namespace": "prod", "verb": "get", "resource": "pods"}}});
+        let out = review_of(kind("SelfSubjectAccessReview"), None, own, Some(&jane), &policy).unwrap();
+        assert_eq!(out["status"]["allowed"], false, "{out}");
+        let rules = json!({"spec": {"namespace": "dev"}});
+        let out = review_of(kind("SelfSubjectRulesReview"), None, rules, Some(&jane), &policy).unwrap();
+        let listed = out["status"]["resourceRules"].as_array().unwrap();
+        assert!(listed.iter().any(|r| r["resources"].as_array().unwrap().contains(&json!("pods"))), "{out}");
+        let who = review_of(kind("SelfSubjectReview"), None, json!({}), Some(&jane), &policy).unwrap();
+        assert_eq!(who["status"]["userInfo"]["username"], "jane");
+    }
+
+    #[test]
     fn attributes_are_exactly_one_of_two() {
         let k = kind("SelfSubjectAccessReview");
-        let none = review_of(k, None, json!({"spec": {}})).unwrap_err().to_string();
+        let none = review_of(k, None, json!({"spec": {}}), None, &Policy::default()).unwrap_err().to_string();
         assert!(none.contains("spec.resourceAttributes"), "{none}");
         let both = json!({"spec": {"resourceAttributes": {"verb": "get"}, "nonResourceAttributes": {"path": "/"}}});
-        let both = review_of(k, None, both).unwrap_err().to_string();
+        let both = review_of(k, None, both, None, &Policy::default()).unwrap_err().to_string();
         assert!(both.contains("spec.nonResourceAttributes"), "{both}");
     }
 
     #[test]
     fn subject_reviews_need_a_subject_and_local_ones_their_namespace() {
         let sar = json!({"spec": {"resourceAttributes": {"verb": "get"}}});
-        let e = review_of(kind("SubjectAccessReview"), None, sar).unwrap_err().to_string();
+        let e = review_of(kind("SubjectAccessReview"), None, sar, None, &Policy::default()).unwrap_err().to_string();
         assert!(e.contains("spec.user"), "{e}");
         let local = json!({"spec": {"user": "u", "resourceAttributes": {"namespace": "other", "verb": "get"}}});
-        let e = review_of(kind("LocalSubjectAccessReview"), Some("ns"), local).unwrap_err().to_string();
+        let e = review_of(kind("LocalSubjectAccessReview"), Some("ns"), local, None, &Policy::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("spec.resourceAttributes.namespace"), "{e}");
         let local = json!({"spec": {"user": "u", "resourceAttributes": {"namespace": "ns", "verb": "get"}}});
-        let ok = review_of(kind("LocalSubjectAccessReview"), Some("ns"), local).unwrap();
+        let ok = review_of(kind("LocalSubjectAccessReview"), Some("ns"), local, None, &Policy::default()).unwrap();
         assert_eq!(ok["metadata"]["namespace"], "ns");
     }
 
     #[test]
     fn rules_reviews_need_a_namespace_and_list_everything() {
         let k = kind("SelfSubjectRulesReview");
-        assert!(review_of(k, None, json!({"spec": {}})).is_err());
-        let out = review_of(k, None, json!({"spec": {"namespace": "default"}})).unwrap();
+        assert!(review_of(k, None, json!({"spec": {}}), None, &Policy::default()).is_err());
+        let out = review_of(k, None, json!({"spec": {"namespace": "default"}}), None, &Policy::default()).unwrap();
         assert_eq!(out["status"]["resourceRules"][0]["verbs"], json!(["*"]));
         assert_eq!(out["status"]["incomplete"], false);
     }
@@ -380,9 +460,15 @@ mod tests {
     #[test]
     fn wrong_kinds_and_shapes_are_refused() {
         let k = kind("SelfSubjectAccessReview");
-        assert!(matches!(review_of(k, None, json!([1])), Err(ApiError::BadRequest(_))));
-        assert!(matches!(review_of(k, None, json!({"kind": "Pod"})), Err(ApiError::BadRequest(_))));
-        assert!(matches!(review_of(k, None, json!({"apiVersion": "v1"})), Err(ApiError::BadRequest(_))));
+        assert!(matches!(review_of(k, None, json!([1]), None, &Policy::default()), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            review_of(k, None, json!({"kind": "Pod"}), None, &Policy::default()),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            review_of(k, None, json!({"apiVersion": "v1"}), None, &Policy::default()),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 
     #[test]

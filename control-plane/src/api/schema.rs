@@ -191,6 +191,7 @@ fn kind_struct(api_version: &str, kind: &str) -> Option<&'static str> {
         ("networking.k8s.io/v1", "Ingress") => "Ingress",
         ("coordination.k8s.io/v1", "Lease") => "Lease",
         ("discovery.k8s.io/v1", "EndpointSlice") => "EndpointSlice",
+        ("rbac.authorization.k8s.io/v1", "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding") => "RbacObject",
         _ => return None,
     };
     Some(name)
@@ -318,6 +319,9 @@ structs! {
     Job [value!("metadata", "ObjectMeta"), value!("spec", "JobSpec"), value!("status", "JobStatus")]
     Ingress [value!("metadata", "ObjectMeta"), value!("spec", "IngressSpec"), value!("status", "IngressStatus")]
     Lease [value!("metadata", "ObjectMeta"), value!("spec", "LeaseSpec")]
+    // Role, ClusterRole, RoleBinding, ClusterRoleBinding: `rules` and `subjects` have no
+    // list markers (atomic), `roleRef` is a plain struct.
+    RbacObject [value!("metadata", "ObjectMeta")]
     EndpointSlice [
         value!("metadata", "ObjectMeta"),
         // `json:"endpoints"` / `json:"ports"` have no omitempty.

@@ -15,7 +15,7 @@
 //! Layout: [`pod`] (Pod and the PodSpec/PodTemplateSpec/Container rules the
 //! workloads share), [`core`] (Service, ConfigMap, Secret, Namespace, Node, Event,
 //! ServiceAccount, Endpoints), [`apps`] (Deployment, ReplicaSet, Job), [`net`]
-//! (Ingress, EndpointSlice, Lease); [`decode`] turns values into structs with
+//! (Ingress, EndpointSlice, Lease), [`rbac`] (Role, ClusterRole and their bindings); [`decode`] turns values into structs with
 //! Kubernetes' decoding errors and [`quantity`] parses resource quantities. Shared
 //! field-path and format helpers are below.
 //!
@@ -28,6 +28,7 @@ mod decode;
 mod net;
 mod pod;
 mod quantity;
+mod rbac;
 
 use super::error::{ApiError, FieldError, FieldErrorKind};
 use super::meta;
@@ -44,6 +45,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 // === public API ===
@@ -69,6 +71,10 @@ pub fn default(kind: &str, obj: &mut Value) -> Result<(), ApiError> {
         "Ingress" => typed_default(kind, obj, |_: &mut Ingress| Ok(())),
         "EndpointSlice" => typed_default(kind, obj, net::default_endpoint_slice),
         "Lease" => typed_default(kind, obj, |_: &mut Lease| Ok(())),
+        "Role" => typed_default(kind, obj, |_: &mut Role| Ok(())),
+        "ClusterRole" => typed_default(kind, obj, |_: &mut ClusterRole| Ok(())),
+        "RoleBinding" => typed_default(kind, obj, rbac::default_role_binding),
+        "ClusterRoleBinding" => typed_default(kind, obj, rbac::default_cluster_role_binding),
         // Kinds without typed rules are stored as sent.
         _ => Ok(()),
     }
@@ -93,6 +99,10 @@ pub fn validate_create(kind: &str, obj: &Value) -> Vec<FieldError> {
         "Ingress" => typed_validate(kind, obj, net::validate_ingress),
         "EndpointSlice" => typed_validate(kind, obj, net::validate_endpoint_slice),
         "Lease" => typed_validate(kind, obj, net::validate_lease),
+        "Role" => typed_validate(kind, obj, rbac::validate_role),
+        "ClusterRole" => typed_validate(kind, obj, rbac::validate_cluster_role),
+        "RoleBinding" => typed_validate(kind, obj, rbac::validate_role_binding),
+        "ClusterRoleBinding" => typed_validate(kind, obj, rbac::validate_cluster_role_binding),
         _ => Vec::new(),
     }
 }
@@ -111,6 +121,8 @@ pub fn validate_update(kind: &str, old: &Value, new: &Value) -> Vec<FieldError> 
         "Job" => typed_validate_update(kind, old, new, apps::validate_job_update),
         "EndpointSlice" => typed_validate_update(kind, old, new, net::validate_endpoint_slice_update),
         "Ingress" => typed_validate_update(kind, old, new, net::validate_ingress_update),
+        "RoleBinding" => typed_validate_update(kind, old, new, rbac::validate_role_binding_update),
+        "ClusterRoleBinding" => typed_validate_update(kind, old, new, rbac::validate_cluster_role_binding_update),
         // The rest have no update-only rules.
         _ => validate_create(kind, new),
     }
@@ -136,6 +148,10 @@ pub fn unknown_fields(kind: &str, obj: &Value) -> Vec<String> {
         "Ingress" => dropped::<Ingress>(kind, obj),
         "EndpointSlice" => dropped::<EndpointSlice>(kind, obj),
         "Lease" => dropped::<Lease>(kind, obj),
+        "Role" => dropped::<Role>(kind, obj),
+        "ClusterRole" => dropped::<ClusterRole>(kind, obj),
+        "RoleBinding" => dropped::<RoleBinding>(kind, obj),
+        "ClusterRoleBinding" => dropped::<ClusterRoleBinding>(kind, obj),
         _ => Vec::new(),
     }
 }
@@ -148,6 +164,8 @@ pub fn name_rule(kind: &str) -> fn(&str) -> Vec<String> {
         "Service" => meta::dns1035_label,
         // ValidateNamespaceName = NameIsDNSLabel.
         "Namespace" => meta::dns1123_label,
+        // ValidateRBACName = path.IsValidPathSegmentName (`system:basic-user`).
+        "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" => rbac::path_segment_name,
         // Pods, nodes, secrets, config maps, service accounts, endpoints, events,
         // deployments, replica sets, jobs, ingresses, endpoint slices and leases all
         // use NameIsDNSSubdomain.

@@ -17,7 +17,8 @@
 //! [`decode_object`] turns such a body into the JSON the same object would have been sent as,
 //! so the rest of the API server only ever sees JSON. It understands core/v1 ConfigMap, Secret,
 //! Namespace and ServiceAccount with the `ObjectMeta` fields a create carries (below), and
-//! Pod, Service, apps/v1 Deployment, batch/v1 Job and networking/v1 Ingress through the
+//! Pod, Service, apps/v1 Deployment, batch/v1 Job, networking/v1 Ingress and the rbac/v1
+//! roles and bindings through the
 //! field tables in `tables.rs`, decoded by `schema.rs`. Other kinds are rejected with
 //! [`ProtobufError::UnsupportedKind`] so the handler can answer 415 and the client can retry
 //! with JSON.
@@ -150,6 +151,16 @@ pub fn decode_object(body: &[u8]) -> Result<Value, ProtobufError> {
         ("apps/v1", "Deployment") => |raw, depth| schema::decode(&tables::DEPLOYMENT, raw, depth),
         ("batch/v1", "Job") => |raw, depth| schema::decode(&tables::JOB, raw, depth),
         ("networking.k8s.io/v1", "Ingress") => |raw, depth| schema::decode(&tables::INGRESS, raw, depth),
+        ("rbac.authorization.k8s.io/v1", "Role") => |raw, depth| schema::decode(&tables::ROLE, raw, depth),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => {
+            |raw, depth| schema::decode(&tables::CLUSTER_ROLE, raw, depth)
+        }
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => {
+            |raw, depth| schema::decode(&tables::ROLE_BINDING, raw, depth)
+        }
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+            |raw, depth| schema::decode(&tables::CLUSTER_ROLE_BINDING, raw, depth)
+        }
         // What `kubectl auth can-i` and `kubectl auth whoami` send (see `api::review`).
         ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
             |raw, depth| schema::decode(&tables::SELF_SUBJECT_ACCESS_REVIEW, raw, depth)

@@ -510,3 +510,49 @@ static SELF_SUBJECT_RULES_REVIEW_SPEC: Schema =
 
 pub(super) static SELF_SUBJECT_REVIEW: Schema =
     Schema { name: "SelfSubjectReview", fields: &[f(1, "metadata", Meta), f(2, "status", Ignore)] };
+
+// === rbac/v1 ===
+
+static POLICY_RULE: Schema = Schema {
+    name: "PolicyRule",
+    fields: &[
+        r(1, "verbs", Str),
+        r(2, "apiGroups", Str),
+        r(3, "resources", Str),
+        r(4, "resourceNames", Str),
+        r(5, "nonResourceURLs", Str),
+    ],
+};
+
+static AGGREGATION_RULE: Schema =
+    Schema { name: "AggregationRule", fields: &[r(1, "clusterRoleSelectors", Msg(&LABEL_SELECTOR))] };
+
+static SUBJECT: Schema = Schema {
+    name: "Subject",
+    fields: &[f(1, "kind", Str), f(2, "apiGroup", Str), f(3, "name", Str), f(4, "namespace", Str)],
+};
+
+static ROLE_REF: Schema =
+    Schema { name: "RoleRef", fields: &[f(1, "apiGroup", Str), f(2, "kind", Str), f(3, "name", Str)] };
+
+pub(super) static ROLE: Schema =
+    Schema { name: "Role", fields: &[f(1, "metadata", Meta), r(2, "rules", Msg(&POLICY_RULE))] };
+
+pub(super) static CLUSTER_ROLE: Schema = Schema {
+    name: "ClusterRole",
+    fields: &[
+        f(1, "metadata", Meta),
+        r(2, "rules", Msg(&POLICY_RULE)),
+        p(3, "aggregationRule", Msg(&AGGREGATION_RULE)),
+    ],
+};
+
+pub(super) static ROLE_BINDING: Schema = Schema {
+    name: "RoleBinding",
+    fields: &[f(1, "metadata", Meta), r(2, "subjects", Msg(&SUBJECT)), f(3, "roleRef", Msg(&ROLE_REF))],
+};
+
+pub(super) static CLUSTER_ROLE_BINDING: Schema = Schema {
+    name: "ClusterRoleBinding",
+    fields: &[f(1, "metadata", Meta), r(2, "subjects", Msg(&SUBJECT)), f(3, "roleRef", Msg(&ROLE_REF))],
+};

@@ -1,0 +1,759 @@
+//! RBAC: who may do what, from the Roles, ClusterRoles and their bindings in the store —
+//! Kubernetes' RBAC authorizer (`plugin/pkg/auth/authorizer/rbac`), its request-info
+//! parsing (`apiserver/pkg/endpoints/request`) and its bootstrap policy (the default
+//! roles every cluster has: `cluster-admin`, `admin`, `edit`, `view` and the `system:`
+//! roles every authenticated user gets).
+//!
+//! rk does not authenticate requests yet, so a request without credentials may do
+//! anything. What RBAC governs today:
+//! - requests that **impersonate** someone (`kubectl --as jane --as-group dev`, the
+//!   `Impersonate-User` and `Impersonate-Group` headers): the unauthenticated caller may
+//!   impersonate anyone, and the request is then authorized as that user ([`layer`]);
+//! - access reviews (`kubectl auth can-i [--as …]`, SubjectAccessReview), answered from
+//!   the same rules (`review.rs`).
+//!
+//! Start at [`Policy::authorize`].
+
+use super::error::ApiError;
+use super::rest::Api;
+use super::store::Freshness;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Method};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// Members of this group may do anything (Kubernetes' privileged group).
+pub const MASTERS: &str = "system:masters";
+const AUTHENTICATED: &str = "system:authenticated";
+const UNAUTHENTICATED: &str = "system:unauthenticated";
+const ANONYMOUS: &str = "system:anonymous";
+const SA_PREFIX: &str = "system:serviceaccount:";
+
+/// A user and their groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub groups: Vec<String>,
+}
+
+impl Identity {
+    /// The identity a request impersonates, if it does: `Impersonate-User` plus every
+    /// `Impersonate-Group`, with the groups Kubernetes adds (`system:authenticated`; a
+    /// service account's `system:serviceaccounts` and `system:serviceaccounts:<ns>`).
+    pub fn impersonated(headers: &HeaderMap) -> Result<Option<Identity>, ApiError> {
+        let text = |v: &http::HeaderValue| {
+            v.to_str()
+                .map(str::to_string)
+                .map_err(|_| ApiError::BadRequest("impersonation headers must be text".into()))
+        };
+        let groups: Vec<String> = headers.get_all("impersonate-group").iter().map(text).collect::<Result<_, _>>()?;
+        let Some(user) = headers.get("impersonate-user").map(text).transpose()? else {
+            if !groups.is_empty() {
+                return Err(ApiError::BadRequest(
+                    "requested impersonation of groups without a user: add Impersonate-User (kubectl --as)".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        if user.is_empty() {
+            return Err(ApiError::BadRequest("Impersonate-User is empty".into()));
+        }
+        Ok(Some(Identity::with_implied_groups(user, groups)))
+    }
+
+    fn with_implied_groups(user: String, mut groups: Vec<String>) -> Identity {
+        let mut add = |g: String| {
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        };
+        if let Some(ns) = user.strip_prefix(SA_PREFIX).and_then(|rest| rest.split_once(':')).map(|(ns, _)| ns) {
+            add("system:serviceaccounts".into());
+            add(format!("system:serviceaccounts:{ns}"));
+        }
+        if user == ANONYMOUS {
+            add(UNAUTHENTICATED.into());
+        } else {
+            add(AUTHENTICATED.into());
+        }
+        Identity { user, groups }
+    }
+}
+
+/// What a request asks to do (Kubernetes' authorizer.Attributes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes {
+    pub verb: String,
+    /// For resource requests.
+    pub api_group: String,
+    pub resource: String,
+    pub subresource: String,
+    pub namespace: String,
+    pub name: String,
+    /// For requests to anything else (`/version`, `/apis`, `/healthz`): the path.
+    pub path: Option<String>,
+}
+
+impl Attributes {
+    /// The attributes of an HTTP request, as Kubernetes' RequestInfoFactory reads them.
+    pub fn of_request(method: &Method, path: &str, query: &str) -> Attributes {
+        let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let non_resource = || Attributes {
+            verb: method.as_str().to_ascii_lowercase(),
+            path: Some(path.to_string()),
+            ..Default::default()
+        };
+        let (group, mut rest): (&str, &[&str]) = match segs.as_slice() {
+            ["api", _version, rest @ ..] => ("", rest),
+            ["apis", group, _version, rest @ ..] => (group, rest),
+            _ => return non_resource(),
+        };
+        if rest.is_empty() {
+            return non_resource();
+        }
+        let mut watch = false;
+        if rest[0] == "watch" {
+            watch = true;
+            rest = &rest[1..];
+        }
+        let mut a = Attributes { api_group: group.to_string(), ..Default::default() };
+        if rest.len() >= 2 && rest[0] == "namespaces" {
+            a.namespace = rest[1].to_string();
+            // `/namespaces/x` is namespace x itself; `/namespaces/x/pods` is in it.
+            if rest.len() > 2 {
+                rest = &rest[2..];
+            } else {
+                rest = &rest[..1];
+                a.name = a.namespace.clone();
+            }
+        }
+        a.resource = rest.first().map(|s| s.to_string()).unwrap_or_default();
+        if let Some(name) = rest.get(1) {
+            a.name = name.to_string();
+        }
+        if let Some(sub) = rest.get(2) {
+            a.subresource = sub.to_string();
+        }
+        let named = !a.name.is_empty();
+        watch = watch || query.split('&').any(|kv| kv == "watch=true" || kv == "watch=1");
+        a.verb = match *method {
+            Method::GET | Method::HEAD if watch => "watch",
+            Method::GET | Method::HEAD if named => "get",
+            Method::GET | Method::HEAD => "list",
+            Method::POST => "create",
+            Method::PUT => "update",
+            Method::PATCH => "patch",
+            Method::DELETE if named => "delete",
+            Method::DELETE => "deletecollection",
+            _ => "",
+        }
+        .to_string();
+        a
+    }
+
+    /// Attributes from an access review's `spec.resourceAttributes` or
+    /// `spec.nonResourceAttributes`.
+    pub fn of_review(spec: &Value) -> Attributes {
+        let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        if let Some(non) = spec.get("nonResourceAttributes").filter(|v| v.is_object()) {
+            return Attributes { verb: s(non, "verb"), path: Some(s(non, "path")), ..Default::default() };
+        }
+        let r = &spec["resourceAttributes"];
+        Attributes {
+            verb: s(r, "verb"),
+            api_group: s(r, "group"),
+            resource: s(r, "resource"),
+            subresource: s(r, "subresource"),
+            namespace: s(r, "namespace"),
+            name: s(r, "name"),
+            path: None,
+        }
+    }
+
+    /// Kubernetes' Forbidden message for these attributes.
+    pub fn forbidden(&self, user: &str) -> ApiError {
+        let Some(path) = &self.path else {
+            let resource = if self.subresource.is_empty() {
+                self.resource.clone()
+            } else {
+                format!("{}/{}", self.resource, self.subresource)
+            };
+            // The object is named by its resource; the subresource only in the detail.
+            let qualified = if self.api_group.is_empty() {
+                self.resource.clone()
+            } else {
+                format!("{}.{}", self.resource, self.api_group)
+            };
+            let object = if self.name.is_empty() { qualified } else { format!("{} \"{}\"", qualified, self.name) };
+            let scope = if self.namespace.is_empty() {
+                "at the cluster scope".to_string()
+            } else {
+                format!("in the namespace \"{}\"", self.namespace)
+            };
+            return ApiError::Forbidden(format!(
+                "{object} is forbidden: User \"{user}\" cannot {} resource \"{resource}\" in API group \"{}\" {scope}",
+                self.verb, self.api_group
+            ));
+        };
+        ApiError::Forbidden(format!("forbidden: User \"{user}\" cannot {} path \"{path}\"", self.verb))
+    }
+}
+
+/// The outcome of an authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// Which binding allowed it (empty when denied, as in Kubernetes).
+    pub reason: String,
+}
+
+struct Binding {
+    /// `RoleBinding "ns/x"` or `ClusterRoleBinding "x"`, for reasons.
+    describe: String,
+    /// The binding's namespace; empty for a ClusterRoleBinding.
+    namespace: String,
+    role: RoleRef,
+    subjects: Vec<Subject>,
+}
+
+/// The RBAC objects of the cluster at one moment.
+#[derive(Default)]
+pub struct Policy {
+    roles: HashMap<(String, String), Vec<PolicyRule>>,
+    cluster_roles: HashMap<String, Vec<PolicyRule>>,
+    bindings: Vec<Binding>,
+}
+
+/// A rule granted to an identity in some scope, with where it came from.
+pub struct Grant<'a> {
+    pub rule: &'a PolicyRule,
+    pub reason: String,
+}
+
+impl Policy {
+    /// Reads the RBAC objects this replica has (Kubernetes' authorizer reads from a cache too).
+    pub async fn load(api: &Api) -> Result<Policy, ApiError> {
+        let mut policy = Policy::default();
+        let objects = |plural: &'static str| async move {
+            let res = super::registry::by_plural("rbac.authorization.k8s.io", "v1", plural)
+                .ok_or_else(|| ApiError::Internal(format!("{plural} are not registered")))?;
+            let listed = api.list(res, None, &Default::default(), Freshness::Any).await?;
+            listed.page.items.iter().map(|s| s.object()).collect::<Result<Vec<Value>, ApiError>>()
+        };
+        for v in objects("roles").await? {
+            let r: Role = typed(v)?;
+            let key = (r.metadata.namespace.unwrap_or_default(), r.metadata.name.unwrap_or_default());
+            policy.roles.insert(key, r.rules.unwrap_or_default());
+        }
+        for v in objects("clusterroles").await? {
+            let r: ClusterRole = typed(v)?;
+            policy.cluster_roles.insert(r.metadata.name.unwrap_or_default(), r.rules.unwrap_or_default());
+        }
+        for v in objects("clusterrolebindings").await? {
+            let b: ClusterRoleBinding = typed(v)?;
+            policy.bindings.push(Binding {
+                describe: format!("ClusterRoleBinding \"{}\"", b.metadata.name.unwrap_or_default()),
+                namespace: String::new(),
+                role: b.role_ref,
+                subjects: b.subjects.unwrap_or_default(),
+            });
+        }
+        for v in objects("rolebindings").await? {
+            let b: RoleBinding = typed(v)?;
+            let ns = b.metadata.namespace.unwrap_or_default();
+            policy.bindings.push(Binding {
+                describe: format!("RoleBinding \"{ns}/{}\"", b.metadata.name.unwrap_or_default()),
+                namespace: ns,
+                role: b.role_ref,
+                subjects: b.subjects.unwrap_or_default(),
+            });
+        }
+        Ok(policy)
+    }
+
+    /// Every rule `id` holds in `namespace` (cluster-wide ones included; with an empty
+    /// namespace, only the cluster-wide ones).
+    pub fn grants<'a>(&'a self, id: &Identity, namespace: &str) -> Vec<Grant<'a>> {
+        let mut out = Vec::new();
+        for b in &self.bindings {
+            if !b.namespace.is_empty() && b.namespace != namespace {
+                continue;
+            }
+            let Some(subject) = b.subjects.iter().find(|s| applies_to(s, id, &b.namespace)) else { continue };
+            let rules = match b.role.kind.as_str() {
+                "ClusterRole" => self.cluster_roles.get(&b.role.name),
+                "Role" if !b.namespace.is_empty() => self.roles.get(&(b.namespace.clone(), b.role.name.clone())),
+                _ => None,
+            };
+            for rule in rules.into_iter().flatten() {
+                out.push(Grant {
+                    rule,
+                    reason: format!(
+                        "RBAC: allowed by {} of {} \"{}\" to {} \"{}\"",
+                        b.describe, b.role.kind, b.role.name, subject.kind, subject.name
+                    ),
+                });
+            }
+        }
+        out
+    }
+
+    /// Whether `id` may do `attrs`.
+    pub fn authorize(&self, id: &Identity, attrs: &Attributes) -> Decision {
+        if id.groups.iter().any(|g| g == MASTERS) {
+            return Decision { allowed: true, reason: format!("RBAC: allowed by membership of group \"{MASTERS}\"") };
+        }
+        let allowing = self.grants(id, &attrs.namespace).into_iter().find(|g| rule_allows(g.rule, attrs));
+        match allowing {
+            Some(g) => Decision { allowed: true, reason: g.reason },
+            None => Decision { allowed: false, reason: String::new() },
+        }
+    }
+}
+
+/// appliesTo: does `subject` of a binding in `namespace` name `id`?
+fn applies_to(subject: &Subject, id: &Identity, namespace: &str) -> bool {
+    match subject.kind.as_str() {
+        "User" => subject.name == id.user,
+        "Group" => id.groups.contains(&subject.name),
+        "ServiceAccount" => {
+            let ns = subject.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or(namespace);
+            !ns.is_empty() && id.user == format!("{SA_PREFIX}{ns}:{}", subject.name)
+        }
+        _ => false,
+    }
+}
+
+fn has(list: &Option<Vec<String>>, want: &str) -> bool {
+    list.iter().flatten().any(|v| v == want)
+}
+
+/// RuleAllows: verbs, then groups, resources and names, or non-resource URLs.
+pub fn rule_allows(rule: &PolicyRule, a: &Attributes) -> bool {
+    if !rule.verbs.iter().any(|v| v == "*" || *v == a.verb) {
+        return false;
+    }
+    if let Some(path) = &a.path {
+        return rule
+            .non_resource_urls
+            .iter()
+            .flatten()
+            .any(|u| u == "*" || u == path || u.strip_suffix('*').is_some_and(|prefix| path.starts_with(prefix)));
+    }
+    if !(has(&rule.api_groups, "*") || has(&rule.api_groups, &a.api_group)) {
+        return false;
+    }
+    let combined =
+        if a.subresource.is_empty() { a.resource.clone() } else { format!("{}/{}", a.resource, a.subresource) };
+    let resource_ok = rule.resources.iter().flatten().any(|r| {
+        r == "*"
+            || *r == combined
+            || (!a.subresource.is_empty() && r.strip_prefix("*/").is_some_and(|sub| sub == a.subresource))
+    });
+    if !resource_ok {
+        return false;
+    }
+    let names = rule.resource_names.as_deref().unwrap_or_default();
+    names.is_empty() || names.contains(&a.name)
+}
+
+/// The middleware: a request that impersonates someone is served only if RBAC allows
+/// that user to make it.
+pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response {
+    let id = match Identity::impersonated(req.headers()) {
+        Ok(Some(id)) => id,
+        Ok(None) => return next.run(req).await,
+        Err(e) => return e.into_response(),
+    };
+    let attrs = Attributes::of_request(req.method(), req.uri().path(), req.uri().query().unwrap_or(""));
+    let policy = match Policy::load(&api).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if policy.authorize(&id, &attrs).allowed { next.run(req).await } else { attrs.forbidden(&id.user).into_response() }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
+    serde_json::from_value(v).map_err(|e| ApiError::Internal(format!("a stored RBAC object does not decode: {e}")))
+}
+
+// === the bootstrap policy ===
+
+const READ: &[&str] = &["get", "list", "watch"];
+const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
+
+fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> Value {
+    json!({"verbs": verbs, "apiGroups": groups, "resources": resources})
+}
+
+fn url_rule(verbs: &[&str], urls: &[&str]) -> Value {
+    json!({"verbs": verbs, "nonResourceURLs": urls})
+}
+
+/// What `view` may read: everything namespaced but Secrets and RBAC (Kubernetes'
+/// bootstrap `view`, for the kinds rk serves and those it may serve).
+fn view_rules() -> Vec<Value> {
+    vec![
+        rule(
+            READ,
+            &[""],
+            &[
+                "configmaps",
+                "endpoints",
+                "persistentvolumeclaims",
+                "persistentvolumeclaims/status",
+                "pods",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "serviceaccounts",
+                "services",
+                "services/status",
+            ],
+        ),
+        rule(
+            READ,
+            &[""],
+            &[
+                "bindings",
+                "events",
+                "limitranges",
+                "namespaces/status",
+                "pods/log",
+                "pods/status",
+                "replicationcontrollers/status",
+                "resourcequotas",
+                "resourcequotas/status",
+            ],
+        ),
+        rule(READ, &[""], &["namespaces"]),
+        rule(READ, &["discovery.k8s.io"], &["endpointslices"]),
+        rule(
+            READ,
+            &["apps"],
+            &[
+                "controllerrevisions",
+                "daemonsets",
+                "daemonsets/status",
+                "deployments",
+                "deployments/scale",
+                "deployments/status",
+                "replicasets",
+                "replicasets/scale",
+                "replicasets/status",
+                "statefulsets",
+                "statefulsets/scale",
+                "statefulsets/status",
+            ],
+        ),
+        rule(READ, &["autoscaling"], &["horizontalpodautoscalers", "horizontalpodautoscalers/status"]),
+        rule(READ, &["batch"], &["cronjobs", "cronjobs/status", "jobs", "jobs/status"]),
+        rule(READ, &["policy"], &["poddisruptionbudgets", "poddisruptionbudgets/status"]),
+        rule(READ, &["networking.k8s.io"], &["ingresses", "ingresses/status", "networkpolicies"]),
+        rule(READ, &["coordination.k8s.io"], &["leases"]),
+    ]
+}
+
+/// What `edit` may also change (and read Secrets).
+fn edit_rules() -> Vec<Value> {
+    let mut rules = view_rules();
+    rules.extend([
+        rule(&["impersonate"], &[""], &["serviceaccounts"]),
+        rule(WRITE, &[""], &["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy"]),
+        rule(&["create"], &[""], &["pods/eviction", "serviceaccounts/token"]),
+        rule(
+            WRITE,
+            &[""],
+            &[
+                "configmaps",
+                "endpoints",
+                "events",
+                "persistentvolumeclaims",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "secrets",
+                "serviceaccounts",
+                "services",
+                "services/proxy",
+            ],
+        ),
+        rule(READ, &[""], &["secrets"]),
+        rule(
+            WRITE,
+            &["apps"],
+            &[
+                "daemonsets",
+                "deployments",
+                "deployments/rollback",
+                "deployments/scale",
+                "replicasets",
+                "replicasets/scale",
+                "statefulsets",
+                "statefulsets/scale",
+            ],
+        ),
+        rule(WRITE, &["autoscaling"], &["horizontalpodautoscalers"]),
+        rule(WRITE, &["batch"], &["cronjobs", "jobs"]),
+        rule(WRITE, &["networking.k8s.io"], &["ingresses", "networkpolicies"]),
+        rule(WRITE, &["policy"], &["poddisruptionbudgets"]),
+        rule(WRITE, &["discovery.k8s.io"], &["endpointslices"]),
+        rule(WRITE, &["coordination.k8s.io"], &["leases"]),
+    ]);
+    rules
+}
+
+/// What `admin` may also do: grant access within a namespace.
+fn admin_rules() -> Vec<Value> {
+    let mut rules = edit_rules();
+    rules.extend([
+        rule(&["create"], &["authorization.k8s.io"], &["localsubjectaccessreviews"]),
+        rule(&[READ, WRITE].concat(), &["rbac.authorization.k8s.io"], &["rolebindings", "roles"]),
+    ]);
+    rules
+}
+
+/// The default ClusterRoles and ClusterRoleBindings (Kubernetes' bootstrap policy).
+pub fn bootstrap_objects() -> Vec<Value> {
+    let meta = |name: &str| {
+        json!({"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+               "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}})
+    };
+    let role = |name: &str, rules: Vec<Value>| json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(name), "rules": rules});
+    let binding = |name: &str, groups: &[&str]| {
+        let subjects: Vec<Value> = groups
+            .iter()
+            .map(|g| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g}))
+            .collect();
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta(name),
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+               "subjects": subjects})
+    };
+    let everything = vec![rule(&["*"], &["*"], &["*"]), url_rule(&["*"], &["*"])];
+    let reviews = vec![
+        rule(&["create"], &["authorization.k8s.io"], &["selfsubjectaccessreviews", "selfsubjectrulesreviews"]),
+        rule(&["create"], &["authentication.k8s.io"], &["selfsubjectreviews"]),
+    ];
+    let public = ["/healthz", "/livez", "/readyz", "/version", "/version/"];
+    let discovery = [&["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*"][..], &public[..]].concat();
+    vec![
+        role("cluster-admin", everything),
+        role("admin", admin_rules()),
+        role("edit", edit_rules()),
+        role("view", view_rules()),
+        role("system:basic-user", reviews),
+        role("system:discovery", vec![url_rule(&["get"], &discovery)]),
+        role("system:public-info-viewer", vec![url_rule(&["get"], &public)]),
+        binding("cluster-admin", &[MASTERS]),
+        binding("system:basic-user", &[AUTHENTICATED]),
+        binding("system:discovery", &[AUTHENTICATED]),
+        binding("system:public-info-viewer", &[AUTHENTICATED, UNAUTHENTICATED]),
+    ]
+}
+
+/// Creates the bootstrap policy objects that do not exist (edited ones are kept).
+pub async fn bootstrap(api: &Api) -> Result<(), ApiError> {
+    for obj in bootstrap_objects() {
+        let kind = obj["kind"].as_str().unwrap_or_default();
+        let Some(res) = super::registry::by_kind("rbac.authorization.k8s.io/v1", kind) else { continue };
+        match api.create(res, None, obj.clone(), &Default::default(), "rk-server").await {
+            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The bootstrap policy plus ClusterRole `view` bound to `user` in `namespace` (for tests).
+#[cfg(test)]
+pub fn tests_policy_with_view_for(user: &str, namespace: &str) -> Policy {
+    let mut objects = bootstrap_objects();
+    objects.push(json!({"kind": "RoleBinding", "metadata": {"name": "view", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": user}]}));
+    tests::policy(objects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(user: &str, groups: &[&str]) -> Identity {
+        Identity::with_implied_groups(user.into(), groups.iter().map(|g| g.to_string()).collect())
+    }
+
+    fn attrs(method: Method, path: &str) -> Attributes {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        Attributes::of_request(&method, path, query)
+    }
+
+    pub(super) fn policy(objects: Vec<Value>) -> Policy {
+        let mut p = Policy::default();
+        for o in objects {
+            let ns = o.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string();
+            let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+            match o["kind"].as_str().unwrap_or("") {
+                "ClusterRole" | "Role" => {
+                    let rules: Vec<PolicyRule> = serde_json::from_value(o["rules"].clone()).unwrap();
+                    if o["kind"] == "Role" {
+                        p.roles.insert((ns, name), rules);
+                    } else {
+                        p.cluster_roles.insert(name, rules);
+                    }
+                }
+                _ => p.bindings.push(Binding {
+                    describe: format!("{} \"{name}\"", o["kind"].as_str().unwrap_or("")),
+                    namespace: ns,
+                    role: serde_json::from_value(o["roleRef"].clone()).unwrap(),
+                    subjects: serde_json::from_value(o["subjects"].clone()).unwrap(),
+                }),
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn requests_are_read_as_kubernetes_reads_them() {
+        let a = attrs(Method::GET, "/api/v1/namespaces/default/pods");
+        assert_eq!(
+            (a.verb.as_str(), a.resource.as_str(), a.namespace.as_str(), a.name.as_str()),
+            ("list", "pods", "default", "")
+        );
+        let a = attrs(Method::GET, "/api/v1/namespaces/default/pods?watch=true");
+        assert_eq!(a.verb, "watch");
+        let a = attrs(Method::GET, "/api/v1/watch/namespaces/default/pods");
+        assert_eq!((a.verb.as_str(), a.resource.as_str()), ("watch", "pods"));
+        let a = attrs(Method::POST, "/api/v1/namespaces/default/pods/web/exec");
+        assert_eq!((a.verb.as_str(), a.name.as_str(), a.subresource.as_str()), ("create", "web", "exec"));
+        let a = attrs(Method::PATCH, "/apis/apps/v1/namespaces/ns/deployments/web/scale");
+        assert_eq!(
+            (a.api_group.as_str(), a.resource.as_str(), a.subresource.as_str()),
+            ("apps", "deployments", "scale")
+        );
+        let a = attrs(Method::GET, "/api/v1/namespaces/kube-system");
+        assert_eq!(
+            (a.verb.as_str(), a.resource.as_str(), a.name.as_str(), a.namespace.as_str()),
+            ("get", "namespaces", "kube-system", "kube-system")
+        );
+        let a = attrs(Method::DELETE, "/api/v1/namespaces/ns/configmaps");
+        assert_eq!(a.verb, "deletecollection");
+        let a = attrs(Method::GET, "/api/v1/nodes");
+        assert_eq!((a.verb.as_str(), a.namespace.as_str()), ("list", ""));
+        let a = attrs(Method::GET, "/apis/apps/v1");
+        assert_eq!((a.verb.as_str(), a.path.as_deref()), ("get", Some("/apis/apps/v1")));
+        assert_eq!(attrs(Method::GET, "/version").path.as_deref(), Some("/version"));
+    }
+
+    #[test]
+    fn impersonation_headers_make_an_identity() {
+        let mut h = HeaderMap::new();
+        assert_eq!(Identity::impersonated(&h).unwrap(), None);
+        h.append("impersonate-group", "dev".parse().unwrap());
+        assert!(Identity::impersonated(&h).is_err(), "groups without a user");
+        h.insert("impersonate-user", "system:serviceaccount:ns:bot".parse().unwrap());
+        let id = Identity::impersonated(&h).unwrap().unwrap();
+        assert_eq!(
+            id.groups,
+            vec!["dev", "system:serviceaccounts", "system:serviceaccounts:ns", "system:authenticated"]
+        );
+    }
+
+    #[test]
+    fn the_default_roles_say_what_kubernetes_says() {
+        let p = policy(bootstrap_objects());
+        let jane = id("jane", &[]);
+        let root = id("root", &[MASTERS]);
+        let ask = |who: &Identity, m: Method, path: &str| p.authorize(who, &attrs(m, path)).allowed;
+        assert!(ask(&root, Method::DELETE, "/api/v1/nodes/n1"));
+        // Any authenticated user may discover the API and review itself, nothing more.
+        assert!(ask(&jane, Method::GET, "/apis/apps/v1"));
+        assert!(ask(&jane, Method::POST, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"));
+        assert!(!ask(&jane, Method::GET, "/api/v1/namespaces/default/pods"));
+        assert!(!ask(&jane, Method::GET, "/metrics"));
+        let decision = p.authorize(&root, &attrs(Method::GET, "/metrics"));
+        assert!(decision.allowed && decision.reason.contains("system:masters"), "{decision:?}");
+    }
+
+    #[test]
+    fn bindings_grant_their_roles_in_their_scope() {
+        let mut objects = bootstrap_objects();
+        objects.push(json!({"kind": "RoleBinding", "metadata": {"name": "jane-view", "namespace": "dev"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "jane"}]}));
+        objects.push(json!({"kind": "Role", "metadata": {"name": "one-secret", "namespace": "dev"},
+            "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"], "resourceNames": ["db"]}]}));
+        objects.push(json!({"kind": "RoleBinding", "metadata": {"name": "bot-secret", "namespace": "dev"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "one-secret"},
+            "subjects": [{"kind": "ServiceAccount", "apiGroup": "", "name": "bot"}]}));
+        objects.push(json!({"kind": "ClusterRoleBinding", "metadata": {"name": "ops-edit"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "ops"}]}));
+        let p = policy(objects);
+        let ask = |who: &Identity, m: Method, path: &str| p.authorize(who, &attrs(m, path)).allowed;
+        let jane = id("jane", &[]);
+        assert!(ask(&jane, Method::GET, "/api/v1/namespaces/dev/pods"));
+        assert!(ask(&jane, Method::GET, "/api/v1/namespaces/dev/pods/web/log"));
+        assert!(!ask(&jane, Method::GET, "/api/v1/namespaces/prod/pods"), "only in the binding's namespace");
+        assert!(!ask(&jane, Method::POST, "/api/v1/namespaces/dev/pods"), "view cannot create");
+        assert!(!ask(&jane, Method::GET, "/api/v1/namespaces/dev/secrets"), "view cannot read secrets");
+        assert!(!ask(&jane, Method::POST, "/api/v1/namespaces/dev/pods/web/exec"), "nor exec");
+        let decision = p.authorize(&jane, &attrs(Method::GET, "/api/v1/namespaces/dev/pods"));
+        assert_eq!(
+            decision.reason,
+            "RBAC: allowed by RoleBinding \"jane-view\" of ClusterRole \"view\" to User \"jane\""
+        );
+
+        let bot = id("system:serviceaccount:dev:bot", &[]);
+        assert!(ask(&bot, Method::GET, "/api/v1/namespaces/dev/secrets/db"));
+        assert!(!ask(&bot, Method::GET, "/api/v1/namespaces/dev/secrets/other"), "resourceNames");
+        assert!(!ask(&bot, Method::GET, "/api/v1/namespaces/dev/secrets"), "a list has no name");
+        assert!(!ask(&id("system:serviceaccount:prod:bot", &[]), Method::GET, "/api/v1/namespaces/dev/secrets/db"));
+
+        let ops = id("sam", &["ops"]);
+        assert!(ask(&ops, Method::POST, "/apis/apps/v1/namespaces/any/deployments"));
+        assert!(ask(&ops, Method::PATCH, "/apis/apps/v1/namespaces/any/deployments/web/scale"));
+        assert!(!ask(&ops, Method::POST, "/apis/rbac.authorization.k8s.io/v1/namespaces/any/roles"));
+        assert!(!ask(&ops, Method::GET, "/api/v1/nodes"), "nodes are not namespaced: edit does not reach them");
+    }
+
+    #[test]
+    fn rules_match_subresources_wildcards_and_url_prefixes() {
+        let r: PolicyRule =
+            serde_json::from_value(json!({"verbs": ["get"], "apiGroups": ["*"], "resources": ["*/status"]})).unwrap();
+        let mut a = Attributes {
+            verb: "get".into(),
+            resource: "pods".into(),
+            subresource: "status".into(),
+            ..Default::default()
+        };
+        assert!(rule_allows(&r, &a));
+        a.subresource = "log".into();
+        assert!(!rule_allows(&r, &a));
+        let r: PolicyRule = serde_json::from_value(json!({"verbs": ["*"], "nonResourceURLs": ["/apis/*"]})).unwrap();
+        let path = |p: &str| Attributes { verb: "get".into(), path: Some(p.into()), ..Default::default() };
+        assert!(rule_allows(&r, &path("/apis/apps/v1")));
+        assert!(!rule_allows(&r, &path("/api/v1")));
+    }
+
+    #[test]
+    fn forbidden_messages_are_kubernetes_own() {
+        let a = attrs(Method::GET, "/api/v1/namespaces/default/pods");
+        assert_eq!(
+            a.forbidden("jane").to_string(),
+            "pods is forbidden: User \"jane\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+        );
+        let a = attrs(Method::POST, "/apis/apps/v1/namespaces/default/deployments/web/scale");
+        assert!(a.forbidden("jane").to_string().starts_with(
+            "deployments.apps \"web\" is forbidden: User \"jane\" cannot create resource \"deployments/scale\" in API group \"apps\""
+        ), "{}", a.forbidden("jane"));
+        assert_eq!(
+            attrs(Method::GET, "/api/v1/nodes").forbidden("jane").to_string(),
+            "nodes is forbidden: User \"jane\" cannot list resource \"nodes\" in API group \"\" at the cluster scope"
+        );
+        assert_eq!(
+            attrs(Method::GET, "/metrics").forbidden("jane").to_string(),
+            "forbidden: User \"jane\" cannot get path \"/metrics\""
+        );
+    }
+}
