@@ -189,7 +189,7 @@ async fn bad_input_gets_a_4xx_status_never_a_500() -> Result<()> {
         ("bad label selector", format!("{cms}?labelSelector=a%20in%20(b"), "", vec![], 400, ""),
         (
             "unknown resource",
-            format!("{base}/apis/rbac.authorization.k8s.io/v1/clusterroles"),
+            format!("{base}/apis/storage.k8s.io/v1/storageclasses"),
             "",
             vec![],
             404,

@@ -226,6 +226,15 @@ async fn drive(minor: u32) -> Result<()> {
             ),
         "{out:?}"
     );
+    // The refusal is audited, with whom the request impersonated.
+    let audit = cluster.replicas[1].data_dir.join("audit").join("audit.log");
+    rk_tests::wait_for("the refused request in the audit log", Duration::from_secs(10), || async {
+        let text = std::fs::read_to_string(&audit).ok()?;
+        text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find(|e| {
+            e["impersonatedUser"]["username"] == "jane" && e["verb"] == "create" && e["responseStatus"]["code"] == 403
+        })
+    })
+    .await?;
     k.ok(&["create", "configmap", "x", "-n", "dev", "--as", "sam", "--as-group", "ops"]).await?;
     let out = k.run(&["get", "configmaps", "-n", "kube-system", "--as", "sam", "--as-group", "ops"], None).await?;
     ensure!(out.code == 1 && out.stderr.contains("Forbidden"), "{out:?}");

@@ -163,6 +163,7 @@ pub async fn layer(State(audit): State<Arc<AuditLog>>, req: Request, next: Next)
     let uri = req.uri().clone();
     let source = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
     let agent = req.headers().get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(String::from);
+    let impersonated = super::rbac::Identity::impersonated(req.headers()).ok().flatten();
     let mut resp = next.run(req).await;
     // A create names its object in the body, not the path: take the name from the answer.
     // Only a complete answer of known size is read (never a stream), and it is put back
@@ -206,6 +207,9 @@ pub async fn layer(State(audit): State<Arc<AuditLog>>, req: Request, next: Next)
     });
     if let Some(agent) = agent {
         event["userAgent"] = json!(agent);
+    }
+    if let Some(id) = impersonated {
+        event["impersonatedUser"] = json!({"username": id.user, "groups": id.groups});
     }
     if let Some(mut obj) = target.as_ref().map(object_ref) {
         if let Some(name) = created.filter(|_| obj.get("name").is_none()) {
