@@ -187,6 +187,17 @@ async fn drive(minor: u32) -> Result<()> {
         ensure!(out.lines().any(|l| l.split_whitespace().next() == Some(role)), "{role} missing: {out}");
     }
     k.ok(&["create", "namespace", "dev"]).await?;
+    // Every namespace gets a `default` ServiceAccount, and gets it back when it is deleted.
+    let uid_of_default = || async {
+        let out = k.run(&["get", "serviceaccount", "default", "-n", "dev", "-o", "jsonpath={.metadata.uid}"], None);
+        out.await.ok().filter(|o| o.code == 0 && !o.stdout.is_empty()).map(|o| o.stdout)
+    };
+    let first = rk_tests::wait_for("the default ServiceAccount", Duration::from_secs(10), uid_of_default).await?;
+    k.ok(&["delete", "serviceaccount", "default", "-n", "dev"]).await?;
+    rk_tests::wait_for("a new default ServiceAccount", Duration::from_secs(10), || async {
+        uid_of_default().await.filter(|uid| *uid != first)
+    })
+    .await?;
     let out =
         k.ok(&["create", "rolebinding", "jane-view", "--clusterrole", "view", "--user", "jane", "-n", "dev"]).await?;
     ensure!(out.contains("rolebinding.rbac.authorization.k8s.io/jane-view created"), "{out}");

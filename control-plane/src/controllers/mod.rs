@@ -27,6 +27,7 @@ pub mod reencrypt;
 pub mod replicaset;
 pub mod runtime;
 pub mod scheduler;
+pub mod serviceaccount;
 
 use crate::api::registry;
 use crate::api::rest::Api;
@@ -151,6 +152,31 @@ fn start(api: Api, opts: &ControllerOptions) -> Term {
         recorder: recorder("node-controller"),
     });
     tasks.spawn(after_sync(ready.clone(), lifecycle.run(stop_rx.clone())));
+
+    // Every namespace's `default` ServiceAccount: made when the namespace appears, made
+    // again when deleted.
+    let sa_queue = WorkQueue::new();
+    {
+        let q = sa_queue.clone();
+        inf["namespaces"].on_change(move |c| q.add(key_of(c.object())));
+        let q = sa_queue.clone();
+        inf["serviceaccounts"].on_change(move |c| {
+            if let Change::Deleted(sa) = c
+                && sa.pointer("/metadata/name").and_then(|v| v.as_str()) == Some(serviceaccount::DEFAULT)
+                && let Some(ns) = sa.pointer("/metadata/namespace").and_then(|v| v.as_str())
+            {
+                q.add(ns.to_string());
+            }
+        });
+    }
+    let sa_ctl = Arc::new(serviceaccount::ServiceAccountController {
+        api: api.clone(),
+        namespaces: inf["namespaces"].clone(),
+        accounts: inf["serviceaccounts"].clone(),
+    });
+    tasks.spawn(after_sync(ready.clone(), runtime::run_workers(sa_ctl, sa_queue.clone(), 1)));
+    tasks.spawn(runtime::resync(inf["namespaces"].clone(), sa_queue.clone(), opts.resync, stop_rx.clone()));
+    queues.push(sa_queue);
 
     // Secrets sealed with an older key are re-encrypted with the current one.
     tasks.spawn(reencrypt::run(api.clone(), stop_rx.clone()));
