@@ -270,6 +270,17 @@ impl HttpClient {
     }
 
     async fn send(&self, method: &str, url: &str, content_type: &str, body: Vec<u8>) -> Result<(u16, String)> {
+        self.send_with(method, url, content_type, &[], body).await
+    }
+
+    async fn send_with(
+        &self,
+        method: &str,
+        url: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<(u16, String)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let rest = url.strip_prefix("http://").context("http URL")?;
         let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -280,6 +291,9 @@ impl HttpClient {
         );
         if !content_type.is_empty() {
             head.push_str(&format!("Content-Type: {content_type}\r\n"));
+        }
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).await?;
@@ -505,5 +519,132 @@ fn a_joining_replica_without_the_key_file_refuses_to_start() -> Result<()> {
     let err = String::from_utf8_lossy(&out.stderr);
     ensure!(!out.status.success() && err.contains("a joining replica needs the cluster's keys"), "{err}");
     ensure!(!dir.path().join("missing.key").exists());
+    Ok(())
+}
+
+async fn post_json(http: &HttpClient, base: &str, path: &str, body: serde_json::Value) -> Result<(u16, String)> {
+    http.send("POST", &format!("{base}{path}"), "application/json", serde_json::to_vec(&body)?).await
+}
+
+/// A token for ServiceAccount `default/bot`, through the TokenRequest API.
+async fn issue_token(http: &HttpClient, base: &str) -> Result<String> {
+    let (code, text) =
+        post_json(http, base, "/api/v1/namespaces/default/serviceaccounts/bot/token", json!({"spec": {}})).await?;
+    ensure!(code == 201, "{code} {text}");
+    let answer: serde_json::Value = serde_json::from_str(&text)?;
+    ensure!(answer["kind"] == "TokenRequest" && answer["spec"]["expirationSeconds"] == 3600, "{answer}");
+    Ok(answer["status"]["token"].as_str().context("no token")?.to_string())
+}
+
+/// The `message` of a Status answer.
+fn message(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+/// A request with `token` as its bearer token (a POST creates a ConfigMap).
+async fn with_token(http: &HttpClient, base: &str, method: &str, path: &str, token: &str) -> Result<(u16, String)> {
+    let auth = format!("Bearer {token}");
+    let body = if method == "POST" { br#"{"metadata":{"name":"made-by-bot"}}"#.to_vec() } else { Vec::new() };
+    http.send_with(method, &format!("{base}{path}"), "application/json", &[("Authorization", &auth)], body).await
+}
+
+/// ServiceAccount tokens authenticate: a request with one acts as the account, allowed
+/// only what RBAC grants it; a bad or forged token is 401 on every path; a token dies with
+/// its account and with the key that signed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_account_tokens_authenticate_and_rbac_decides() -> Result<()> {
+    const CMS: &str = "/api/v1/namespaces/default/configmaps";
+    let cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
+    let base = format!("http://{}", cluster.replicas[0].client_addr());
+    let base = base.as_str();
+    let http = HttpClient::new();
+    let http = &http;
+    let (code, _) =
+        post_json(http, base, "/api/v1/namespaces/default/serviceaccounts", json!({"metadata": {"name": "bot"}}))
+            .await?;
+    ensure!(code == 201, "{code}");
+    let token = issue_token(http, base).await?;
+    // Only discovery and self reviews until a binding grants more.
+    let (code, text) = with_token(http, base, "GET", CMS, &token).await?;
+    ensure!(code == 403 && message(&text).contains("User \"system:serviceaccount:default:bot\" cannot list"), "{text}");
+    let (code, _) = with_token(http, base, "GET", "/apis", &token).await?;
+    ensure!(code == 200, "discovery: {code}");
+    let (code, text) =
+        with_token(http, base, "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", &token).await?;
+    ensure!(code == 201 && text.contains("system:serviceaccount:default:bot"), "whoami: {code} {text}");
+    let binding = json!({"metadata": {"name": "bot-view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "bot", "namespace": "default"}]});
+    let (code, text) =
+        post_json(http, base, "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings", binding).await?;
+    ensure!(code == 201, "{code} {text}");
+    let (code, _) = with_token(http, base, "GET", CMS, &token).await?;
+    ensure!(code == 200, "view lists: {code}");
+    let (code, text) = with_token(http, base, "POST", CMS, &token).await?;
+    ensure!(code == 403 && message(&text).contains("cannot create resource \"configmaps\""), "{code} {text}");
+    let (code, _) = with_token(http, base, "GET", "/api/v1/namespaces/default/secrets", &token).await?;
+    ensure!(code == 403, "view reads no Secrets: {code}");
+    // The token cannot impersonate (it has no `impersonate`).
+    let auth = format!("Bearer {token}");
+    let headers = [("Authorization", auth.as_str()), ("Impersonate-User", "admin")];
+    let (code, text) = http.send_with("GET", &format!("{base}{CMS}"), "", &headers, vec![]).await?;
+    ensure!(code == 403 && message(&text).contains("cannot impersonate resource \"users\""), "{code} {text}");
+
+    // Bad tokens: 401 Unauthorized on every path, /version included.
+    let mut forged = token.clone();
+    let last = forged.pop();
+    forged.push(if last == Some('A') { 'B' } else { 'A' });
+    for bad in ["garbage", forged.as_str()] {
+        for path in [CMS, "/version"] {
+            let (code, text) = with_token(http, base, "GET", path, bad).await?;
+            ensure!(code == 401 && text.contains("\"reason\":\"Unauthorized\""), "{path}: {code} {text}");
+        }
+    }
+
+    // A token of a rotated-out key dies once the key is pruned; a new token works.
+    let rk_server = rk_tests::binary("rk-server")?;
+    let secrets = |args: &[&str]| -> Result<()> {
+        let out = std::process::Command::new(&rk_server)
+            .arg("secrets")
+            .args(args)
+            .arg("--encryption-key-file")
+            .arg(cluster.key_file())
+            .output()?;
+        ensure!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(())
+    };
+    secrets(&["rotate-key"])?;
+    let old_kid = token.split('.').next().unwrap_or("").to_string();
+    let fresh = rk_tests::wait_for("a token of the new key", Duration::from_secs(10), || {
+        let old_kid = old_kid.clone();
+        async move {
+            let t = issue_token(http, base).await.ok()?;
+            (t.split('.').next() != Some(old_kid.as_str())).then_some(t)
+        }
+    })
+    .await?;
+    let (code, _) = with_token(http, base, "GET", CMS, &token).await?;
+    ensure!(code == 200, "the old key still verifies: {code}");
+    secrets(&["prune-keys", "--endpoint", &cluster.replicas[0].endpoint()])?;
+    rk_tests::wait_for("the old token refused", Duration::from_secs(10), || {
+        let token = token.clone();
+        async move {
+            let (code, _) = with_token(http, base, "GET", CMS, &token).await.ok()?;
+            (code == 401).then_some(())
+        }
+    })
+    .await?;
+    let (code, _) = with_token(http, base, "GET", CMS, &fresh).await?;
+    ensure!(code == 200, "the new token: {code}");
+
+    // The account's deletion ends its tokens.
+    let url = format!("{base}/api/v1/namespaces/default/serviceaccounts/bot");
+    let (code, _) = http.send("DELETE", &url, "", Vec::new()).await?;
+    ensure!(code == 200, "{code}");
+    let (code, _) = with_token(http, base, "GET", CMS, &fresh).await?;
+    ensure!(code == 401, "a deleted account's token: {code}");
     Ok(())
 }

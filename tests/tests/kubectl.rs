@@ -249,6 +249,16 @@ async fn drive(minor: u32) -> Result<()> {
     k.ok(&["create", "configmap", "x", "-n", "dev", "--as", "sam", "--as-group", "ops"]).await?;
     let out = k.run(&["get", "configmaps", "-n", "kube-system", "--as", "sam", "--as-group", "ops"], None).await?;
     ensure!(out.code == 1 && out.stderr.contains("Forbidden"), "{out:?}");
+    // `kubectl create token` (a TokenRequest; protobuf from 1.32). kubectl sends no token over
+    // plain HTTP, so what a token may do is tested in api.rs.
+    k.ok(&["create", "serviceaccount", "bot", "-n", "dev"]).await?;
+    let token = k.ok(&["create", "token", "bot", "-n", "dev", "--duration", "20m"]).await?.trim().to_string();
+    ensure!(token.split('.').count() == 3, "{token}");
+    let out = k.run(&["create", "token", "bot", "-n", "dev", "--duration", "1m"], None).await?;
+    ensure!(out.code == 1 && out.stderr.contains("may not specify a duration less than 10 minutes"), "{out:?}");
+    let out = k.run(&["create", "token", "nobody", "-n", "dev"], None).await?;
+    ensure!(out.code == 1 && out.stderr.contains("not found"), "{out:?}");
+
     // roleRef is immutable, as in Kubernetes.
     let out = k
         .run(&["patch", "rolebinding", "jane-view", "-n", "dev", "-p", r#"{"roleRef":{"name":"edit"}}"#], None)

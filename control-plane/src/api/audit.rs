@@ -208,8 +208,13 @@ pub async fn layer(State(audit): State<Arc<AuditLog>>, req: Request, next: Next)
     if let Some(agent) = agent {
         event["userAgent"] = json!(agent);
     }
-    if let Some(id) = impersonated {
-        event["impersonatedUser"] = json!({"username": id.user, "groups": id.groups});
+    // Whom the request acted as, as the RBAC layer left it on the answer: the token's
+    // account is the user; an impersonated user is recorded as such.
+    let acted_as = resp.extensions().get::<super::rbac::Identity>().cloned();
+    if let Some(target) = impersonated {
+        event["impersonatedUser"] = json!({"username": target.user, "groups": target.groups});
+    } else if let Some(id) = acted_as {
+        event["user"] = json!({"username": id.user, "groups": id.groups});
     }
     if let Some(mut obj) = target.as_ref().map(object_ref) {
         if let Some(name) = created.filter(|_| obj.get("name").is_none()) {

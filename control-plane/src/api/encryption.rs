@@ -90,6 +90,28 @@ pub enum CryptError {
 struct Key {
     name: String,
     cipher: XChaCha20Poly1305,
+    /// The Ed25519 key ServiceAccount tokens are signed with, derived from this key
+    /// (HKDF-SHA256), so the one key file every replica shares serves both purposes and
+    /// a rotation rotates the token key too. (`None` only if the derivation failed, which
+    /// ring documents as impossible for these lengths: tokens are then refused, never
+    /// signed with a weaker key.)
+    signer: Option<ring::signature::Ed25519KeyPair>,
+}
+
+/// HKDF output length for an Ed25519 seed.
+struct SeedLen;
+
+impl ring::hkdf::KeyType for SeedLen {
+    fn len(&self) -> usize {
+        32
+    }
+}
+
+fn token_signer(raw: &[u8; KEY_LEN]) -> Option<ring::signature::Ed25519KeyPair> {
+    let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"rk secrets key file").extract(raw);
+    let mut seed = [0u8; 32];
+    prk.expand(&[b"rk serviceaccount token signing key v1"], SeedLen).ok()?.fill(&mut seed).ok()?;
+    ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).ok()
 }
 
 impl std::fmt::Debug for Key {
@@ -111,8 +133,10 @@ fn key_name(raw: &[u8]) -> String {
 
 impl Keyring {
     fn from_raw(raw_keys: &[[u8; KEY_LEN]]) -> Self {
-        let keys =
-            raw_keys.iter().map(|k| Key { name: key_name(k), cipher: XChaCha20Poly1305::new(k.into()) }).collect();
+        let keys = raw_keys
+            .iter()
+            .map(|k| Key { name: key_name(k), cipher: XChaCha20Poly1305::new(k.into()), signer: token_signer(k) })
+            .collect();
         Self { keys }
     }
 
@@ -166,6 +190,24 @@ impl Keyring {
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
         Ok(out)
+    }
+
+    /// Signs `message` with the current key's token key: (key name, signature).
+    pub fn sign_token(&self, message: &[u8]) -> Option<(&str, Vec<u8>)> {
+        let k = &self.keys[0];
+        Some((&k.name, k.signer.as_ref()?.sign(message).as_ref().to_vec()))
+    }
+
+    /// Checks a token signature made by the token key of key `name`; false if that key
+    /// is not in the keyring or the signature does not match.
+    pub fn verify_token(&self, name: &str, message: &[u8], signature: &[u8]) -> bool {
+        use ring::signature::KeyPair;
+        let Some(signer) = self.keys.iter().find(|k| k.name == name).and_then(|k| k.signer.as_ref()) else {
+            return false;
+        };
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, signer.public_key().as_ref())
+            .verify(message, signature)
+            .is_ok()
     }
 
     /// The key name a stored value was sealed with, if it is sealed.
@@ -406,6 +448,21 @@ mod tests {
         assert_eq!(ring.open(KEY, &sealed).unwrap().as_ref(), plain);
         // Two seals of one value differ (fresh nonces).
         assert_ne!(ring.seal(KEY, plain).unwrap(), sealed);
+    }
+
+    #[test]
+    fn token_keys_come_from_the_file_keys_and_rotate_with_them() {
+        let ring = Keyring::ephemeral();
+        let (name, sig) = ring.sign_token(b"claims").unwrap();
+        assert_eq!(name, ring.write_key());
+        assert!(ring.verify_token(name, b"claims", &sig));
+        assert!(!ring.verify_token(name, b"claimz", &sig));
+        assert!(!Keyring::ephemeral().verify_token(name, b"claims", &sig), "another key file");
+        // The same key file gives the same token key (every replica signs alike).
+        let raw: [u8; KEY_LEN] = rand::random();
+        let (a, b) = (Keyring::from_raw(&[raw]), Keyring::from_raw(&[raw]));
+        let (name, sig) = a.sign_token(b"x").unwrap();
+        assert!(b.verify_token(name, b"x", &sig));
     }
 
     #[test]

@@ -151,6 +151,10 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The request's credentials are not valid (a bad or expired token). The message stays
+    /// `Unauthorized`, as in Kubernetes: why is logged, never told to the caller.
+    #[error("Unauthorized")]
+    Unauthorized,
     /// A resource version or continue token older than the compacted history.
     #[error("{0}")]
     Expired(String),
@@ -211,6 +215,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Expired(_) => StatusCode::GONE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -230,6 +235,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::Forbidden(_) => "Forbidden",
+            ApiError::Unauthorized => "Unauthorized",
             ApiError::Expired(_) => "Expired",
             ApiError::TooLarge(_) => "RequestEntityTooLarge",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",

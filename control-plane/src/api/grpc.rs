@@ -36,6 +36,7 @@ pub fn to_status(e: ApiError) -> Status {
         ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => Code::Aborted,
         ApiError::Invalid { .. } | ApiError::BadRequest(_) => Code::InvalidArgument,
         ApiError::Forbidden(_) => Code::PermissionDenied,
+        ApiError::Unauthorized => Code::Unauthenticated,
         ApiError::Expired(_) => Code::OutOfRange,
         ApiError::Timeout(_) => Code::DeadlineExceeded,
         ApiError::Unavailable(_) => Code::Unavailable,

@@ -403,6 +403,12 @@ async fn serve(
             let status = api.bind(ns, &name, &binding, &opts, &manager).await?;
             Ok(respond(StatusCode::CREATED, Accept::Json, &status, &[]))
         }
+        (&Method::POST, Some(name), Some(Subresource::Token)) => {
+            let (headers, bytes) = read_body(req).await?;
+            let request = body::decode(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), &bytes)?;
+            let answer = super::tokens::issue(api, ns.unwrap_or("default"), &name, &request).await?;
+            Ok(respond(StatusCode::CREATED, Accept::Json, &answer, &[]))
+        }
         (&Method::POST, Some(name), Some(Subresource::Eviction)) => {
             let (headers, bytes) = read_body(req).await?;
             let eviction = body::decode(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), &bytes)?;

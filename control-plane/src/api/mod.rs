@@ -32,6 +32,7 @@ pub mod registry;
 pub mod rest;
 pub mod review;
 pub mod store;
+pub mod tokens;
 pub mod watch;
 
 pub mod apply;

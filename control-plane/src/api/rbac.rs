@@ -4,11 +4,14 @@
 //! roles every cluster has: `cluster-admin`, `admin`, `edit`, `view` and the `system:`
 //! roles every authenticated user gets).
 //!
-//! rk does not authenticate requests yet, so a request without credentials may do
+//! rk does not require authentication yet, so a request without credentials may do
 //! anything. What RBAC governs today:
+//! - requests with a ServiceAccount token (`Authorization: Bearer`, from `kubectl create
+//!   token`; see `tokens.rs`), authorized as that account;
 //! - requests that **impersonate** someone (`kubectl --as jane --as-group dev`, the
 //!   `Impersonate-User` and `Impersonate-Group` headers): the unauthenticated caller may
-//!   impersonate anyone, and the request is then authorized as that user ([`layer`]);
+//!   impersonate anyone, an authenticated one needs RBAC's `impersonate`, and the request
+//!   is then authorized as that user ([`layer`]);
 //! - access reviews (`kubectl auth can-i [--as …]`, SubjectAccessReview), answered from
 //!   the same rules (`review.rs`).
 //!
@@ -360,10 +363,49 @@ pub fn rule_allows(rule: &PolicyRule, a: &Attributes) -> bool {
     names.is_empty() || names.contains(&a.name)
 }
 
-/// The middleware: a request that impersonates someone is served only if RBAC allows
-/// that user to make it.
+/// The token of an `Authorization: Bearer …` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+/// Who a request acts as: `None` for a request without credentials (allowed everything
+/// until authentication is required); the ServiceAccount a bearer token proves (a bad
+/// token is `Unauthorized`); or whom it impersonates, if the caller may (a caller
+/// without credentials may impersonate anyone; an authenticated one needs RBAC's
+/// `impersonate` on those users, groups or service accounts).
+pub async fn caller(api: &Api, headers: &HeaderMap) -> Result<Option<Identity>, ApiError> {
+    let authenticated = match bearer(headers) {
+        Some(token) => Some(super::tokens::authenticate(api, token).await?),
+        None => None,
+    };
+    let Some(target) = Identity::impersonated(headers)? else { return Ok(authenticated) };
+    let Some(who) = authenticated else { return Ok(Some(target)) };
+    let policy = Policy::load(api).await?;
+    let mut asks = Vec::new();
+    match target.user.strip_prefix(SA_PREFIX).and_then(|rest| rest.split_once(':')) {
+        Some((ns, name)) => asks.push(("serviceaccounts", ns.to_string(), name.to_string())),
+        None => asks.push(("users", String::new(), target.user.clone())),
+    }
+    for g in headers.get_all("impersonate-group").iter().filter_map(|v| v.to_str().ok()) {
+        asks.push(("groups", String::new(), g.to_string()));
+    }
+    for (resource, namespace, name) in asks {
+        let attrs =
+            Attributes { verb: "impersonate".into(), resource: resource.into(), namespace, name, ..Default::default() };
+        if !policy.authorize(&who, &attrs).allowed {
+            return Err(attrs.forbidden(&who.user));
+        }
+    }
+    Ok(Some(target))
+}
+
+/// The middleware: a request with credentials or impersonation is served only if RBAC
+/// allows the user it acts as to make it. That user rides on the answer's extensions for
+/// the audit log.
 pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response {
-    let id = match Identity::impersonated(req.headers()) {
+    let id = match caller(&api, req.headers()).await {
         Ok(Some(id)) => id,
         Ok(None) => return next.run(req).await,
         Err(e) => return e.into_response(),
@@ -373,7 +415,13 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    if policy.authorize(&id, &attrs).allowed { next.run(req).await } else { attrs.forbidden(&id.user).into_response() }
+    let mut resp = if policy.authorize(&id, &attrs).allowed {
+        next.run(req).await
+    } else {
+        attrs.forbidden(&id.user).into_response()
+    };
+    resp.extensions_mut().insert(id);
+    resp
 }
 
 fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {

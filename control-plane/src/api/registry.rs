@@ -32,6 +32,8 @@ pub enum Subresource {
     Log,
     Exec,
     Finalize,
+    /// `serviceaccounts/token`: TokenRequest.
+    Token,
 }
 
 impl Subresource {
@@ -44,6 +46,7 @@ impl Subresource {
             Subresource::Log => "log",
             Subresource::Exec => "exec",
             Subresource::Finalize => "finalize",
+            Subresource::Token => "token",
         }
     }
 
@@ -56,6 +59,7 @@ impl Subresource {
             "log" => Subresource::Log,
             "exec" => Subresource::Exec,
             "finalize" => Subresource::Finalize,
+            "token" => Subresource::Token,
             _ => return None,
         })
     }
@@ -70,6 +74,7 @@ impl Subresource {
             Subresource::Log => ("Pod", "", "v1", &["get"]),
             Subresource::Exec => ("PodExecOptions", "", "v1", &["create", "get"]),
             Subresource::Finalize => ("Namespace", "", "v1", &["update"]),
+            Subresource::Token => ("TokenRequest", "authentication.k8s.io", "v1", &["create"]),
         }
     }
 }
@@ -206,7 +211,7 @@ pub static RESOURCES: &[Resource] = &[
         ns = true,
         short = ["sa"],
         all = false,
-        sub = [],
+        sub = [Token],
         spec = false
     ),
     res!(

@@ -152,7 +152,7 @@ pub fn discovery_group(group: &str) -> Value {
 
 /// Everything under `/apis/authorization.k8s.io` and `/apis/authentication.k8s.io`.
 pub async fn handle(State(server): State<Arc<super::ApiServer>>, req: Request) -> Response {
-    let caller = match Identity::impersonated(req.headers()) {
+    let caller = match super::rbac::caller(&server.api, req.headers()).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };

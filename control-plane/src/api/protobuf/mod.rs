@@ -151,6 +151,7 @@ pub fn decode_object(body: &[u8]) -> Result<Value, ProtobufError> {
         ("apps/v1", "Deployment") => |raw, depth| schema::decode(&tables::DEPLOYMENT, raw, depth),
         ("batch/v1", "Job") => |raw, depth| schema::decode(&tables::JOB, raw, depth),
         ("networking.k8s.io/v1", "Ingress") => |raw, depth| schema::decode(&tables::INGRESS, raw, depth),
+        ("authentication.k8s.io/v1", "TokenRequest") => |raw, depth| schema::decode(&tables::TOKEN_REQUEST, raw, depth),
         ("rbac.authorization.k8s.io/v1", "Role") => |raw, depth| schema::decode(&tables::ROLE, raw, depth),
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => {
             |raw, depth| schema::decode(&tables::CLUSTER_ROLE, raw, depth)

@@ -556,3 +556,25 @@ pub(super) static CLUSTER_ROLE_BINDING: Schema = Schema {
     name: "ClusterRoleBinding",
     fields: &[f(1, "metadata", Meta), r(2, "subjects", Msg(&SUBJECT)), f(3, "roleRef", Msg(&ROLE_REF))],
 };
+
+// === authentication/v1 ===
+
+static BOUND_OBJECT_REFERENCE: Schema = Schema {
+    name: "BoundObjectReference",
+    fields: &[f(1, "kind", Str), f(2, "apiVersion", Str), f(3, "name", Str), f(4, "uid", Str)],
+};
+
+static TOKEN_REQUEST_SPEC: Schema = Schema {
+    name: "TokenRequestSpec",
+    fields: &[
+        r(1, "audiences", Str),
+        p(3, "boundObjectRef", Msg(&BOUND_OBJECT_REFERENCE)),
+        p(4, "expirationSeconds", I64),
+    ],
+};
+
+/// What `kubectl create token` sends (`serviceaccounts/token`).
+pub(super) static TOKEN_REQUEST: Schema = Schema {
+    name: "TokenRequest",
+    fields: &[f(1, "metadata", Meta), f(2, "spec", Msg(&TOKEN_REQUEST_SPEC)), f(3, "status", Ignore)],
+};
