@@ -526,7 +526,7 @@ async fn bootstrap_namespaces(api: crate::api::rest::Api, client_port: u16) {
     }
     // The API's own Service, `kubernetes.default`, at the first address of the
     // service range, as every Kubernetes cluster has it (in-cluster clients and DNS
-    // look for it). Its Endpoints are not maintained yet.
+    // look for it). Its endpoints are the replicas (`controllers::apiserver`).
     let Some(services) = crate::api::registry::lookup("services") else { return };
     let svc = serde_json::json!({
         "apiVersion": "v1", "kind": "Service",

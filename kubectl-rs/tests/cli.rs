@@ -78,7 +78,7 @@ impl Server {
             format!(
                 "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {url}\n\
                  contexts:\n- name: test\n  context:\n    cluster: test\n    user: tester\n\
-                 users:\n- name: tester\n  user:\n    token: not-a-real-token\ncurrent-context: test\n"
+                 users:\n- name: tester\n  user: {{}}\ncurrent-context: test\n"
             ),
         )
         .expect("write kubeconfig");

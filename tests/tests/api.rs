@@ -74,6 +74,26 @@ async fn kube_client_lists_watches_patches_and_sees_writes_from_every_replica() 
     let stream = kube::runtime::watcher(apis[0].clone(), kube::runtime::watcher::Config::default());
     let first = tokio::time::timeout(Duration::from_secs(10), stream.boxed().try_next()).await??;
     ensure!(first.is_some());
+
+    // The API's own Service leads to the three replicas (Endpoints and EndpointSlice).
+    let endpoints: Api<k8s_openapi::api::core::v1::Endpoints> =
+        Api::namespaced(cluster.kube_client(0).await?, "default");
+    let want: Vec<String> = cluster.replicas.iter().map(|r| r.client_addr().ip().to_string()).collect();
+    let port = i32::from(cluster.replicas[0].client_addr().port());
+    rk_tests::wait_for("the kubernetes Endpoints", Duration::from_secs(20), || async {
+        let ep = endpoints.get("kubernetes").await.ok()?;
+        let subset = ep.subsets?.into_iter().next()?;
+        let mut ips: Vec<String> = subset.addresses?.into_iter().map(|a| a.ip).collect();
+        ips.sort();
+        let mut want = want.clone();
+        want.sort();
+        (ips == want && subset.ports?.first()?.port == port).then_some(())
+    })
+    .await?;
+    let slices: Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+        Api::namespaced(cluster.kube_client(0).await?, "default");
+    let slice = slices.get("kubernetes").await?;
+    ensure!(slice.endpoints.len() == 3, "{slice:?}");
     Ok(())
 }
 

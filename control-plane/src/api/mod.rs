@@ -81,7 +81,7 @@ fn plain(code: StatusCode, body: &'static str) -> Response {
 }
 
 /// `/readyz`, `/healthz`: ready once this replica can confirm it serves current
-/// data (a ReadIndex succeeds) and the bootstrap namespaces exist. (`/livez` only
+/// data (a ReadIndex succeeds) and the bootstrap namespaces and default roles exist. (`/livez` only
 /// says the process answers.)
 async fn ready(State(server): State<Arc<ApiServer>>) -> Response {
     if server.api.store.raft.read_index().await.is_err() {
@@ -94,12 +94,24 @@ async fn ready(State(server): State<Arc<ApiServer>>) -> Response {
         Some(res) => server.api.get(res, None, "default", store::Freshness::Any).await.is_ok(),
         None => false,
     };
-    if bootstrapped {
+    if !bootstrapped {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "[-]poststarthook/bootstrap-namespaces failed: not finished\nreadyz check failed",
+        );
+    }
+    // Nor before the default roles exist (the last one made stands for all): a token's
+    // first request would be refused discovery.
+    let roles_made = match registry::lookup("clusterrolebindings") {
+        Some(res) => server.api.get(res, None, "system:public-info-viewer", store::Freshness::Any).await.is_ok(),
+        None => false,
+    };
+    if roles_made {
         plain(StatusCode::OK, "ok")
     } else {
         plain(
             StatusCode::SERVICE_UNAVAILABLE,
-            "[-]poststarthook/bootstrap-namespaces failed: not finished\nreadyz check failed",
+            "[-]poststarthook/rbac/bootstrap-roles failed: not finished\nreadyz check failed",
         )
     }
 }

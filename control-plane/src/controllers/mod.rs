@@ -13,6 +13,7 @@
 //! fail).
 
 pub mod act;
+pub mod apiserver;
 #[cfg(test)]
 mod apps_testkit;
 pub mod deployment;
@@ -177,6 +178,9 @@ fn start(api: Api, opts: &ControllerOptions) -> Term {
     tasks.spawn(after_sync(ready.clone(), runtime::run_workers(sa_ctl, sa_queue.clone(), 1)));
     tasks.spawn(runtime::resync(inf["namespaces"].clone(), sa_queue.clone(), opts.resync, stop_rx.clone()));
     queues.push(sa_queue);
+
+    // The API's own Service's endpoints: the replicas.
+    tasks.spawn(apiserver::run(api.clone(), stop_rx.clone()));
 
     // Secrets sealed with an older key are re-encrypted with the current one.
     tasks.spawn(reencrypt::run(api.clone(), stop_rx.clone()));
