@@ -236,9 +236,44 @@ pub struct Grant<'a> {
     pub reason: String,
 }
 
+/// The last [`Policy`] read, with the state of the RBAC objects it was read from, so
+/// requests read and decode the RBAC objects only after they change.
+#[derive(Default)]
+pub struct PolicyCache {
+    last: parking_lot::Mutex<Option<((usize, i64), std::sync::Arc<Policy>)>>,
+}
+
+/// The state of the RBAC objects in this replica's store: how many, and the newest
+/// revision among them. Any create or update raises the revision; a delete lowers the count.
+fn fingerprint(api: &Api) -> (usize, i64) {
+    let range =
+        crate::store::mvcc::KeyRange::prefix(bytes::Bytes::from_static(b"/registry/rbac.authorization.k8s.io/"));
+    let view = api.store.raft.shared.sm.read().mvcc.clone();
+    match view.scan(&range, 0) {
+        Ok(scan) => scan.fold((0, 0), |(n, max), (_, _, rev)| (n + 1, max.max(rev))),
+        // Unreadable: a fingerprint no state has, so nothing is served from the cache.
+        Err(_) => (usize::MAX, -1),
+    }
+}
+
 impl Policy {
-    /// Reads the RBAC objects this replica has (Kubernetes' authorizer reads from a cache too).
-    pub async fn load(api: &Api) -> Result<Policy, ApiError> {
+    /// The RBAC objects this replica has (Kubernetes' authorizer reads from a cache too),
+    /// read again only when they changed.
+    pub async fn load(api: &Api) -> Result<std::sync::Arc<Policy>, ApiError> {
+        let fp = fingerprint(api);
+        if let Some((seen, policy)) = api.rbac.last.lock().as_ref()
+            && *seen == fp
+        {
+            return Ok(policy.clone());
+        }
+        let policy = std::sync::Arc::new(Self::read(api).await?);
+        if fp.0 != usize::MAX {
+            *api.rbac.last.lock() = Some((fp, policy.clone()));
+        }
+        Ok(policy)
+    }
+
+    async fn read(api: &Api) -> Result<Policy, ApiError> {
         let mut policy = Policy::default();
         let objects = |plural: &'static str| async move {
             let res = super::registry::by_plural("rbac.authorization.k8s.io", "v1", plural)
@@ -659,6 +694,27 @@ mod tests {
             }
         }
         p
+    }
+
+    #[tokio::test]
+    async fn the_policy_is_read_again_only_after_rbac_objects_change() {
+        let api = crate::testing::api().await;
+        bootstrap(&api).await.unwrap();
+        let first = Policy::load(&api).await.unwrap();
+        assert!(std::sync::Arc::ptr_eq(&first, &Policy::load(&api).await.unwrap()), "served from the cache");
+        let jane = id("jane", &[]);
+        let list_pods = attrs(Method::GET, "/api/v1/namespaces/default/pods");
+        assert!(!first.authorize(&jane, &list_pods).allowed);
+        let res = super::super::registry::by_kind("rbac.authorization.k8s.io/v1", "RoleBinding").unwrap();
+        let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "jane-view", "namespace": "default"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "jane"}]});
+        api.create(res, Some("default"), binding, &Default::default(), "test").await.unwrap();
+        let second = Policy::load(&api).await.unwrap();
+        assert!(second.authorize(&jane, &list_pods).allowed, "a new binding is seen at once");
+        api.delete(res, Some("default"), "jane-view", &Default::default()).await.unwrap();
+        assert!(!Policy::load(&api).await.unwrap().authorize(&jane, &list_pods).allowed, "and its deletion");
     }
 
     #[test]

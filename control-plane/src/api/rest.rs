@@ -81,6 +81,8 @@ pub enum Target {
 pub struct Api {
     pub store: ObjectStore,
     pub options: ApiOptions,
+    /// The RBAC policy last read (see `rbac::Policy::load`).
+    pub rbac: std::sync::Arc<super::rbac::PolicyCache>,
 }
 
 fn namespace_of(obj: &Value) -> Option<&str> {
@@ -211,12 +213,12 @@ pub struct ListResult {
 
 impl Api {
     pub fn new(store: ObjectStore, options: ApiOptions) -> Self {
-        Self { store, options }
+        Self { store, options, rbac: Default::default() }
     }
 
     /// The same API with every write fenced to raft term `term` (for controllers).
     pub fn fenced(&self, term: u64) -> Self {
-        Self { store: self.store.fenced(term), options: self.options.clone() }
+        Self { store: self.store.fenced(term), options: self.options.clone(), rbac: self.rbac.clone() }
     }
 
     // === reads ===
