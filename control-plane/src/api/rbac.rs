@@ -240,12 +240,15 @@ pub struct Grant<'a> {
 /// requests read and decode the RBAC objects only after they change.
 #[derive(Default)]
 pub struct PolicyCache {
-    last: parking_lot::Mutex<Option<((usize, i64), std::sync::Arc<Policy>)>>,
+    last: parking_lot::Mutex<Option<(Fingerprint, std::sync::Arc<Policy>)>>,
 }
+
+/// How many RBAC objects there are, and the newest revision among them.
+type Fingerprint = (usize, i64);
 
 /// The state of the RBAC objects in this replica's store: how many, and the newest
 /// revision among them. Any create or update raises the revision; a delete lowers the count.
-fn fingerprint(api: &Api) -> (usize, i64) {
+fn fingerprint(api: &Api) -> Fingerprint {
     let range =
         crate::store::mvcc::KeyRange::prefix(bytes::Bytes::from_static(b"/registry/rbac.authorization.k8s.io/"));
     let view = api.store.raft.shared.sm.read().mvcc.clone();
