@@ -367,6 +367,11 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     };
     tracing::info!(id, %client_addr, %peer_addr, "rk-server replica started");
+    // Said on every start until authentication is required (issue: secure by default).
+    tracing::warn!(
+        "requests without credentials may do anything, and the client and peer ports are plain TCP \
+         (no TLS yet): expose this replica only to a network you trust"
+    );
     Ok((Replica { raft, client_addr, peer_addr, dns_addr }, done))
 }
 
