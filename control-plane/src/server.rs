@@ -217,7 +217,7 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| ServerError::DataDir { path: data_dir.clone(), reason: e.to_string() })?;
     let recorded = read_member_file(&data_dir)?;
-    let encryption = Arc::new(secrets_keys(&config, &data_dir, recorded.is_some(), peers.len())?);
+    let key_path = secrets_key_path(&config, &data_dir, recorded.is_some(), peers.len())?;
     let backend = Backend::Disk { dir: data_dir.join("raft"), segment_bytes: DEFAULT_SEGMENT_BYTES };
     let (log, recovered) = RaftLog::open(&backend)?;
     if recovered.truncated_tail > 0 {
@@ -256,6 +256,7 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
         },
     };
 
+    let encryption = Arc::new(secrets_keys(&key_path, &data_dir, recorded.is_some(), &sm)?);
     let opts = NodeOptions {
         id,
         tick: Duration::from_millis(config.tick_ms),
@@ -375,44 +376,98 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
     Ok((Replica { raft, client_addr, peer_addr, dns_addr }, done))
 }
 
-/// The keys Secrets are sealed with: the key file, created when that is safe.
-fn secrets_keys(
+/// Where the secrets key file is. Starts that would need keys this replica cannot make up
+/// are refused here, before it joins anything.
+fn secrets_key_path(
     config: &Config,
     data_dir: &Path,
     restarting: bool,
     founders: usize,
-) -> Result<crate::api::encryption::Encryption, ServerError> {
-    use crate::api::encryption::{Encryption, create_key_file};
+) -> Result<PathBuf, ServerError> {
     let named = config.encryption_key_file.is_some();
     let path = match &config.encryption_key_file {
         Some(p) => p.clone(),
         None => config::default_key_file(data_dir).map_err(ServerError::Config)?,
     };
-    if !path.exists() {
+    if !path.exists() && !restarting {
         // A fresh key here would make every Secret of a running cluster unreadable on this
         // replica, or give founding replicas different keys: refuse, and say what to do.
-        if config.join.is_some() && !restarting {
+        if config.join.is_some() {
             return Err(ServerError::Config(format!(
                 "the secrets encryption key file {} is missing: a joining replica needs the cluster's keys. \
                  Copy the key file of any member there (or name it with --encryption-key-file)",
                 path.display()
             )));
         }
-        if !named && !restarting && founders > 1 {
+        if !named && founders > 1 {
             return Err(ServerError::Config(format!(
                 "the founding members of a cluster must share their secrets encryption keys, and {} does not \
                  exist: give every founding member the same --encryption-key-file (the first to start creates \
-                 it if missing; on separate machines, create it on one with `rk-server secrets rotate-key \
+                 it if missing; on separate machines, create it on one with `rk-server secrets create-key \
                  --encryption-key-file FILE` and copy it to the others)",
                 path.display()
             )));
         }
-        if create_key_file(&path).map_err(|e| ServerError::Config(e.to_string()))? {
+    }
+    Ok(path)
+}
+
+/// In the data directory: the names (never the keys) of the secrets keys this replica
+/// has used, so a restart without the key file is refused instead of making a new key.
+const KEYS_USED_FILE: &str = "secrets-keys-used";
+
+/// The keys Secrets are sealed with, from the key file at `path`. A missing file is
+/// created only when no other key can be in use: not for a restarted member of a
+/// cluster of several, nor for a data directory that has used a key file before
+/// (Secrets in its log may be sealed with it).
+fn secrets_keys(
+    path: &Path,
+    data_dir: &Path,
+    restarting: bool,
+    sm: &StateMachine,
+) -> Result<crate::api::encryption::Encryption, ServerError> {
+    use crate::api::encryption::{Encryption, create_key_file};
+    let used_file = data_dir.join(KEYS_USED_FILE);
+    if !path.exists() {
+        if restarting && sm.members.len() > 1 {
+            return Err(ServerError::Config(format!(
+                "the secrets encryption key file {} is missing, and this replica belongs to a cluster of {} \
+                 replicas: copy the key file of another member there",
+                path.display(),
+                sm.members.len()
+            )));
+        }
+        if let Ok(used) = std::fs::read_to_string(&used_file) {
+            let names: Vec<&str> = used.split_whitespace().collect();
+            return Err(ServerError::Config(format!(
+                "the secrets encryption key file {} is missing, and this data directory's Secrets may be \
+                 encrypted with its keys ({}): put the key file back",
+                path.display(),
+                names.join(", ")
+            )));
+        }
+        if create_key_file(path).map_err(|e| ServerError::Config(e.to_string()))? {
             tracing::warn!(path = %path.display(), "created a new secrets encryption key file; keep it out of the \
                 data directory's backups and give every replica of this cluster the same file");
         }
     }
-    let enc = Encryption::load(&path).map_err(|e| ServerError::Config(e.to_string()))?;
+    let enc = Encryption::load(path).map_err(|e| ServerError::Config(e.to_string()))?;
+    // Remember every key name seen (a rotation adds one); written aside and renamed.
+    let mut names: Vec<String> =
+        std::fs::read_to_string(&used_file).unwrap_or_default().split_whitespace().map(String::from).collect();
+    for n in enc.keyring().names() {
+        if !names.iter().any(|m| m == n) {
+            names.push(n.to_string());
+        }
+    }
+    let tmp = data_dir.join(format!("{KEYS_USED_FILE}.tmp"));
+    let written = std::fs::write(&tmp, names.join("\n") + "\n").and_then(|_| std::fs::rename(&tmp, &used_file));
+    if let Err(e) = written {
+        return Err(ServerError::DataDir {
+            path: data_dir.to_path_buf(),
+            reason: format!("cannot write {KEYS_USED_FILE}: {e}"),
+        });
+    }
     tracing::info!(path = %path.display(), key = enc.keyring().write_key(), "secrets are encrypted at rest");
     Ok(enc)
 }

@@ -668,3 +668,39 @@ async fn service_account_tokens_authenticate_and_rbac_decides() -> Result<()> {
     ensure!(code == 401, "a deleted account's token: {code}");
     Ok(())
 }
+
+/// A restarted replica whose key file is gone refuses to start rather than make a new
+/// key its Secrets were not encrypted with, and starts again once the file is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_without_the_key_its_secrets_need_refuses_to_start() -> Result<()> {
+    let mut cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
+    let base = format!("http://{}", cluster.replicas[0].client_addr());
+    let http = HttpClient::new();
+    let body = br#"{"metadata":{"name":"db"},"stringData":{"password":"p"}}"#.to_vec();
+    let (code, text) =
+        http.send("POST", &format!("{base}/api/v1/namespaces/default/secrets"), "application/json", body).await?;
+    ensure!(code == 201, "{code} {text}");
+    cluster.kill(0);
+    let key_file = cluster.key_file();
+    let kept = cluster.dir().join("kept.key");
+    std::fs::rename(&key_file, &kept)?;
+    cluster.spawn(0)?;
+    let status = rk_tests::wait_for("the replica to exit", Duration::from_secs(20), || {
+        let status = cluster.replicas[0].exit_status();
+        async move { status }
+    })
+    .await?;
+    ensure!(!status.success(), "{status}");
+    let log = cluster.replicas[0].log();
+    ensure!(log.contains("this data directory's Secrets may be encrypted with its keys"), "{log}");
+    ensure!(!key_file.exists(), "no new key was made");
+    std::fs::rename(&kept, &key_file)?;
+    cluster.spawn(0)?;
+    cluster.wait_leader(Duration::from_secs(20)).await?;
+    let (code, text) = rk_tests::wait_for("the Secret", Duration::from_secs(20), || async {
+        http.get(&format!("{base}/api/v1/namespaces/default/secrets/db")).await.ok().filter(|(c, _)| *c == 200)
+    })
+    .await?;
+    ensure!(code == 200 && text.contains("\"password\":\"cA==\""), "{text}");
+    Ok(())
+}
