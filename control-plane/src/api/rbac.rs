@@ -125,12 +125,10 @@ impl Attributes {
         let mut a = Attributes { api_group: group.to_string(), ..Default::default() };
         if rest.len() >= 2 && rest[0] == "namespaces" {
             a.namespace = rest[1].to_string();
-            // `/namespaces/x` is namespace x itself; `/namespaces/x/pods` is in it.
-            if rest.len() > 2 {
+            // `/namespaces/x` (and its `status` and `finalize`) is namespace x itself;
+            // `/namespaces/x/pods` is in it.
+            if rest.len() > 2 && !matches!(rest[2], "status" | "finalize") {
                 rest = &rest[2..];
-            } else {
-                rest = &rest[..1];
-                a.name = a.namespace.clone();
             }
         }
         a.resource = rest.first().map(|s| s.to_string()).unwrap_or_default();
@@ -742,6 +740,11 @@ mod tests {
         assert_eq!(
             (a.verb.as_str(), a.resource.as_str(), a.name.as_str(), a.namespace.as_str()),
             ("get", "namespaces", "kube-system", "kube-system")
+        );
+        let a = attrs(Method::PUT, "/api/v1/namespaces/kube-system/finalize");
+        assert_eq!(
+            (a.verb.as_str(), a.resource.as_str(), a.name.as_str(), a.subresource.as_str()),
+            ("update", "namespaces", "kube-system", "finalize")
         );
         let a = attrs(Method::DELETE, "/api/v1/namespaces/ns/configmaps");
         assert_eq!(a.verb, "deletecollection");
