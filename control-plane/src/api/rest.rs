@@ -83,6 +83,8 @@ pub struct Api {
     pub options: ApiOptions,
     /// The RBAC policy last read (see `rbac::Policy::load`).
     pub rbac: std::sync::Arc<super::rbac::PolicyCache>,
+    /// Bearer tokens recently verified (see `tokens::authenticate`).
+    pub tokens: std::sync::Arc<super::tokens::TokenCache>,
 }
 
 fn namespace_of(obj: &Value) -> Option<&str> {
@@ -213,12 +215,17 @@ pub struct ListResult {
 
 impl Api {
     pub fn new(store: ObjectStore, options: ApiOptions) -> Self {
-        Self { store, options, rbac: Default::default() }
+        Self { store, options, rbac: Default::default(), tokens: Default::default() }
     }
 
     /// The same API with every write fenced to raft term `term` (for controllers).
     pub fn fenced(&self, term: u64) -> Self {
-        Self { store: self.store.fenced(term), options: self.options.clone(), rbac: self.rbac.clone() }
+        Self {
+            store: self.store.fenced(term),
+            options: self.options.clone(),
+            rbac: self.rbac.clone(),
+            tokens: self.tokens.clone(),
+        }
     }
 
     // === reads ===

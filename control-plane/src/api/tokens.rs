@@ -195,9 +195,65 @@ fn verified_claims(ring: &super::encryption::Keyring, token: &str, now: i64) -> 
     Ok(claims)
 }
 
+/// Tokens whose signature and claims were checked recently, by their SHA-256, so a
+/// client that sends the same token with every request pays for the signature check
+/// once. What can change is still checked on every use: the signing key must still be
+/// in the key file, the token unexpired, and its account (and bound object) present.
+#[derive(Default)]
+pub struct TokenCache {
+    verified: parking_lot::Mutex<std::collections::HashMap<[u8; 32], Verified>>,
+}
+
+#[derive(Clone)]
+struct Verified {
+    kid: String,
+    exp: i64,
+    claims: std::sync::Arc<Value>,
+}
+
+/// At most this many tokens are remembered; the cache starts over when full.
+const CACHED_TOKENS: usize = 4096;
+
+impl TokenCache {
+    fn claims(
+        &self,
+        ring: &super::encryption::Keyring,
+        token: &str,
+        now: i64,
+    ) -> Result<std::sync::Arc<Value>, ApiError> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let hit = self.verified.lock().get(&digest).cloned();
+        if let Some(v) = hit {
+            if now >= v.exp + 60 {
+                return Err(refuse("expired"));
+            }
+            if ring.names().contains(&v.kid.as_str()) {
+                return Ok(v.claims);
+            }
+            return Err(refuse("signed with a key no longer in the key file"));
+        }
+        let claims = std::sync::Arc::new(verified_claims(ring, token, now)?);
+        let kid = token
+            .split('.')
+            .next()
+            .and_then(|h| B64URL.decode(h).ok())
+            .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
+            .and_then(|h| h["kid"].as_str().map(String::from))
+            .unwrap_or_default();
+        let exp = claims["exp"].as_i64().unwrap_or(0);
+        let mut cache = self.verified.lock();
+        if cache.len() >= CACHED_TOKENS {
+            cache.clear();
+        }
+        cache.insert(digest, Verified { kid, exp, claims: claims.clone() });
+        Ok(claims)
+    }
+}
+
 /// The identity a bearer token proves, or `Unauthorized`.
 pub async fn authenticate(api: &Api, token: &str) -> Result<Identity, ApiError> {
-    let claims = verified_claims(&api.store.encryption.keyring(), token, now_secs())?;
+    let claims = api.tokens.claims(&api.store.encryption.keyring(), token, now_secs())?;
     let private = &claims["kubernetes.io"];
     let ns = private["namespace"].as_str().unwrap_or("");
     let account = private["serviceaccount"]["name"].as_str().unwrap_or("");
@@ -255,6 +311,18 @@ mod tests {
         assert_eq!(verified_claims(&ring, &token, 900).unwrap()["sub"], "system:serviceaccount:ns:bot");
         assert!(verified_claims(&ring, &token, 1_000).is_ok(), "a minute of leeway");
         assert!(matches!(verified_claims(&ring, &token, 1_061), Err(ApiError::Unauthorized)));
+    }
+
+    #[test]
+    fn remembered_tokens_still_expire_and_die_with_their_key() {
+        let cache = TokenCache::default();
+        let ring = Keyring::ephemeral();
+        let token = sign(&ring, &claims(1_000)).unwrap();
+        assert!(cache.claims(&ring, &token, 0).is_ok());
+        assert!(cache.claims(&ring, &token, 900).is_ok(), "from the cache");
+        assert!(cache.claims(&ring, &token, 1_061).is_err(), "expired, though remembered");
+        assert!(cache.claims(&Keyring::ephemeral(), &token, 0).is_err(), "its key is gone");
+        assert!(cache.claims(&ring, "garbage", 0).is_err());
     }
 
     #[test]
