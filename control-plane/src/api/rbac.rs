@@ -313,31 +313,42 @@ impl Policy {
         Ok(policy)
     }
 
-    /// Every rule `id` holds in `namespace` (cluster-wide ones included; with an empty
-    /// namespace, only the cluster-wide ones).
-    pub fn grants<'a>(&'a self, id: &Identity, namespace: &str) -> Vec<Grant<'a>> {
-        let mut out = Vec::new();
-        for b in &self.bindings {
+    /// The bindings that apply to `id` in `namespace` (cluster-wide ones included; with an
+    /// empty namespace, only those), each with the subject that names `id` and its rules.
+    fn matching<'a>(
+        &'a self,
+        id: &'a Identity,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = (&'a Binding, &'a Subject, &'a [PolicyRule])> + 'a {
+        self.bindings.iter().filter_map(move |b| {
             if !b.namespace.is_empty() && b.namespace != namespace {
-                continue;
+                return None;
             }
-            let Some(subject) = b.subjects.iter().find(|s| applies_to(s, id, &b.namespace)) else { continue };
+            let subject = b.subjects.iter().find(|s| applies_to(s, id, &b.namespace))?;
             let rules = match b.role.kind.as_str() {
                 "ClusterRole" => self.cluster_roles.get(&b.role.name),
                 "Role" if !b.namespace.is_empty() => self.roles.get(&(b.namespace.clone(), b.role.name.clone())),
                 _ => None,
-            };
-            for rule in rules.into_iter().flatten() {
-                out.push(Grant {
-                    rule,
-                    reason: format!(
-                        "RBAC: allowed by {} of {} \"{}\" to {} \"{}\"",
-                        b.describe, b.role.kind, b.role.name, subject.kind, subject.name
-                    ),
-                });
-            }
-        }
-        out
+            }?;
+            Some((b, subject, rules.as_slice()))
+        })
+    }
+
+    fn reason(b: &Binding, subject: &Subject) -> String {
+        format!(
+            "RBAC: allowed by {} of {} \"{}\" to {} \"{}\"",
+            b.describe, b.role.kind, b.role.name, subject.kind, subject.name
+        )
+    }
+
+    /// Every rule `id` holds in `namespace` (cluster-wide ones included; with an empty
+    /// namespace, only the cluster-wide ones).
+    pub fn grants<'a>(&'a self, id: &'a Identity, namespace: &'a str) -> Vec<Grant<'a>> {
+        self.matching(id, namespace)
+            .flat_map(|(b, subject, rules)| {
+                rules.iter().map(move |rule| Grant { rule, reason: Self::reason(b, subject) })
+            })
+            .collect()
     }
 
     /// Whether `id` may do `attrs`.
@@ -345,9 +356,10 @@ impl Policy {
         if id.groups.iter().any(|g| g == MASTERS) {
             return Decision { allowed: true, reason: format!("RBAC: allowed by membership of group \"{MASTERS}\"") };
         }
-        let allowing = self.grants(id, &attrs.namespace).into_iter().find(|g| rule_allows(g.rule, attrs));
+        let allowing =
+            self.matching(id, &attrs.namespace).find(|(_, _, rules)| rules.iter().any(|r| rule_allows(r, attrs)));
         match allowing {
-            Some(g) => Decision { allowed: true, reason: g.reason },
+            Some((b, subject, _)) => Decision { allowed: true, reason: Self::reason(b, subject) },
             None => Decision { allowed: false, reason: String::new() },
         }
     }
@@ -360,7 +372,8 @@ fn applies_to(subject: &Subject, id: &Identity, namespace: &str) -> bool {
         "Group" => id.groups.contains(&subject.name),
         "ServiceAccount" => {
             let ns = subject.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or(namespace);
-            !ns.is_empty() && id.user == format!("{SA_PREFIX}{ns}:{}", subject.name)
+            !ns.is_empty()
+                && id.user.strip_prefix(SA_PREFIX).and_then(|r| r.split_once(':')) == Some((ns, &subject.name))
         }
         _ => false,
     }
