@@ -18,6 +18,10 @@
 //! comments. The first key seals; every key opens. A key's name is the first 8 bytes
 //! of its SHA-256, in hex: it says which key sealed a value without revealing it.
 //!
+//! Each key also yields (HKDF-SHA256) the Ed25519 key that signs ServiceAccount tokens
+//! ([`Keyring::sign_token`], used by `tokens.rs`): one file, shared by every replica,
+//! serves both, and a rotation rotates both.
+//!
 //! [`Encryption`] holds the keys in use and re-reads the file when it changes;
 //! [`rotate_key`] puts a fresh key first, and the leader then re-seals every Secret
 //! with it (`controllers::reencrypt`). Values that do not start with the prefix are
