@@ -76,16 +76,7 @@ fn snapshot(args: SnapshotArgs) -> std::process::ExitCode {
             }
         }
     };
-    match result {
-        Ok(summary) => {
-            println!("{summary}");
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("rk-server: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    report(result)
 }
 
 /// `rk-server secrets rotate-key|status|prune-keys`.
@@ -149,6 +140,11 @@ fn secrets(args: SecretsArgs) -> std::process::ExitCode {
             })
         }),
     };
+    report(result)
+}
+
+/// Prints a subcommand's summary, or its error as one line, and the exit code for it.
+fn report<E: std::fmt::Display>(result: Result<String, E>) -> std::process::ExitCode {
     match result {
         Ok(summary) => {
             println!("{summary}");

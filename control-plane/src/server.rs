@@ -256,7 +256,8 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
         },
     };
 
-    let encryption = Arc::new(secrets_keys(&key_path, &data_dir, recorded.is_some(), &sm)?);
+    let named = config.encryption_key_file.is_some();
+    let encryption = Arc::new(secrets_keys(&key_path, named, &data_dir, recorded.is_some(), &sm)?);
     let opts = NodeOptions {
         id,
         tick: Duration::from_millis(config.tick_ms),
@@ -416,12 +417,14 @@ fn secrets_key_path(
 /// has used, so a restart without the key file is refused instead of making a new key.
 const KEYS_USED_FILE: &str = "secrets-keys-used";
 
-/// The keys Secrets are sealed with, from the key file at `path`. A missing file is
-/// created only when no other key can be in use: not for a restarted member of a
-/// cluster of several, nor for a data directory that has used a key file before
-/// (Secrets in its log may be sealed with it).
+/// The keys Secrets are sealed with, from the key file at `path` (`named`: given with
+/// `--encryption-key-file`). A missing file is created only when no other key can be in
+/// use: not for a data directory that has used a key file before (Secrets in its log may
+/// be sealed with it), nor for a restarted member of a cluster of several that does not
+/// name a file all of them can share (a restored cluster that names one creates it).
 fn secrets_keys(
     path: &Path,
+    named: bool,
     data_dir: &Path,
     restarting: bool,
     sm: &StateMachine,
@@ -429,10 +432,11 @@ fn secrets_keys(
     use crate::api::encryption::{Encryption, create_key_file};
     let used_file = data_dir.join(KEYS_USED_FILE);
     if !path.exists() {
-        if restarting && sm.members.len() > 1 {
+        if restarting && !named && sm.members.len() > 1 {
             return Err(ServerError::Config(format!(
                 "the secrets encryption key file {} is missing, and this replica belongs to a cluster of {} \
-                 replicas: copy the key file of another member there",
+                 replicas: copy the key file of another member there, or give every replica the same \
+                 --encryption-key-file",
                 path.display(),
                 sm.members.len()
             )));

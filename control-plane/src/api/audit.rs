@@ -234,6 +234,11 @@ pub fn verb(method: &Method, target: Option<&Route>, watch: bool) -> &'static st
         Some(r) => r.name.is_some(),
         None => true,
     };
+    verb_of(method, named, watch)
+}
+
+/// The Kubernetes verb of an HTTP method on a named object or a collection.
+pub fn verb_of(method: &Method, named: bool, watch: bool) -> &'static str {
     match *method {
         Method::GET | Method::HEAD if watch => "watch",
         Method::GET | Method::HEAD if named => "get",

@@ -140,18 +140,7 @@ impl Attributes {
         }
         let named = !a.name.is_empty();
         watch = watch || query.split('&').any(|kv| kv == "watch=true" || kv == "watch=1");
-        a.verb = match *method {
-            Method::GET | Method::HEAD if watch => "watch",
-            Method::GET | Method::HEAD if named => "get",
-            Method::GET | Method::HEAD => "list",
-            Method::POST => "create",
-            Method::PUT => "update",
-            Method::PATCH => "patch",
-            Method::DELETE if named => "delete",
-            Method::DELETE => "deletecollection",
-            _ => "",
-        }
-        .to_string();
+        a.verb = super::audit::verb_of(method, named, watch).to_string();
         a
     }
 
