@@ -12,6 +12,7 @@
 //! any) still exists with the same uid.
 
 use super::error::{ApiError, FieldError};
+use super::meta::{format_time, now_secs};
 use super::rbac::Identity;
 use super::registry;
 use super::rest::Api;
@@ -26,14 +27,6 @@ pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 pub const DEFAULT_SECONDS: i64 = 3600;
 const MIN_SECONDS: i64 = 600;
 const MAX_SECONDS: i64 = 1 << 32;
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
-fn rfc3339(secs: i64) -> String {
-    jiff::Timestamp::from_second(secs).map(|t| t.to_string()).unwrap_or_default()
-}
 
 fn invalid(name: &str, causes: Vec<FieldError>) -> ApiError {
     ApiError::Invalid { group: "authentication.k8s.io".into(), kind: "TokenRequest".into(), name: name.into(), causes }
@@ -134,11 +127,11 @@ pub async fn issue(api: &Api, ns: &str, name: &str, request: &Value) -> Result<V
     }
     out["apiVersion"] = json!("authentication.k8s.io/v1");
     out["kind"] = json!("TokenRequest");
-    out["metadata"] = json!({"name": name, "namespace": ns, "creationTimestamp": rfc3339(now)});
+    out["metadata"] = json!({"name": name, "namespace": ns, "creationTimestamp": format_time(now)});
     out["spec"] = spec;
     out["spec"]["audiences"] = json!(claims["aud"]);
     out["spec"]["expirationSeconds"] = json!(seconds);
-    out["status"] = json!({"token": token, "expirationTimestamp": rfc3339(exp)});
+    out["status"] = json!({"token": token, "expirationTimestamp": format_time(exp)});
     Ok(out)
 }
 

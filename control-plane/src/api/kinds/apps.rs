@@ -551,14 +551,10 @@ fn opt(v: Option<i32>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testkit::{defaulted, messages};
     use super::super::{default, unknown_fields, validate_create, validate_update};
     use super::*;
-    use crate::api::error::FieldError;
     use serde_json::json;
-
-    fn messages(errs: &[FieldError]) -> Vec<String> {
-        errs.iter().map(|e| e.to_string()).collect()
-    }
 
     /// The nginx Deployment from the Kubernetes docs ("Creating a Deployment").
     fn nginx() -> Value {
@@ -574,11 +570,6 @@ mod tests {
                 }
             }
         })
-    }
-
-    fn defaulted(kind: &str, mut v: Value) -> Value {
-        default(kind, &mut v).unwrap();
-        v
     }
 
     #[test]

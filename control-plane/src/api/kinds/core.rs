@@ -906,6 +906,7 @@ fn endpoint_port(port: &EndpointPort, require_name: bool, p: &Path, errs: &mut E
 
 #[cfg(test)]
 mod tests {
+    use super::super::testkit::messages;
     use super::super::{default, validate_create, validate_update};
     use super::*;
     use crate::api::error::ApiError;
@@ -923,10 +924,6 @@ mod tests {
         let mut v = obj(kind, body);
         default(kind, &mut v).unwrap();
         v
-    }
-
-    fn messages(errs: &[FieldError]) -> Vec<String> {
-        errs.iter().map(|e| e.to_string()).collect()
     }
 
     #[test]

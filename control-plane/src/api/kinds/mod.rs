@@ -745,3 +745,21 @@ mod tests {
         );
     }
 }
+
+/// What the kinds' tests share.
+#[cfg(test)]
+mod testkit {
+    use super::FieldError;
+    use serde_json::Value;
+
+    /// Errors as kubectl prints them.
+    pub fn messages(errs: &[FieldError]) -> Vec<String> {
+        errs.iter().map(|e| e.to_string()).collect()
+    }
+
+    /// `v` after the defaulting of `kind`.
+    pub fn defaulted(kind: &str, mut v: Value) -> Value {
+        super::default(kind, &mut v).expect("defaults apply");
+        v
+    }
+}

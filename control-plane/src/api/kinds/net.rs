@@ -350,18 +350,9 @@ pub fn validate_lease(lease: &Lease, _raw: &Value) -> Errs {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{default, validate_create, validate_update};
-    use crate::api::error::FieldError;
+    use super::super::testkit::{defaulted, messages};
+    use super::super::{validate_create, validate_update};
     use serde_json::{Value, json};
-
-    fn messages(errs: &[FieldError]) -> Vec<String> {
-        errs.iter().map(|e| e.to_string()).collect()
-    }
-
-    fn defaulted(kind: &str, mut v: Value) -> Value {
-        default(kind, &mut v).unwrap();
-        v
-    }
 
     /// The minimal Ingress from the Kubernetes docs.
     fn minimal() -> Value {

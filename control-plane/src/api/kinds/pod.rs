@@ -1997,6 +1997,7 @@ pub fn template_labels(t: &PodTemplateSpec) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testkit::messages;
     use super::super::{default, unknown_fields, validate_create, validate_update};
     use super::*;
     use serde_json::json;
@@ -2013,10 +2014,6 @@ mod tests {
 
     fn fields(errs: &[crate::api::error::FieldError]) -> Vec<String> {
         errs.iter().map(|e| e.field.clone()).collect()
-    }
-
-    fn messages(errs: &[crate::api::error::FieldError]) -> Vec<String> {
-        errs.iter().map(|e| e.to_string()).collect()
     }
 
     #[test]

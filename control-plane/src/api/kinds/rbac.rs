@@ -188,18 +188,9 @@ pub fn validate_cluster_role_binding_update(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{default, name_rule, validate_create, validate_update};
-    use crate::api::error::FieldError;
-    use serde_json::{Value, json};
-
-    fn messages(errs: &[FieldError]) -> Vec<String> {
-        errs.iter().map(|e| e.to_string()).collect()
-    }
-
-    fn defaulted(kind: &str, mut v: Value) -> Value {
-        default(kind, &mut v).unwrap();
-        v
-    }
+    use super::super::testkit::{defaulted, messages};
+    use super::super::{name_rule, validate_create, validate_update};
+    use serde_json::json;
 
     #[test]
     fn a_role_from_the_docs_is_accepted_unchanged() {
