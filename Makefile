@@ -39,7 +39,7 @@ run3:
 	  target/release/rk-server --id $$i --data-dir rk-$$i.data \
 	    --listen 127.0.0.1:$$((2377 + 2 * $$i)) --peer-listen 127.0.0.1:$$((2378 + 2 * $$i)) \
 	    --peers 1=127.0.0.1:2380,2=127.0.0.1:2382,3=127.0.0.1:2384 \
-	    --encryption-key-file rk-secrets.key --log-level info & \
+	    --encryption-key-file rk-secrets.key --pki-dir rk-pki --log-level info & \
 	done; wait
 
 # The store benchmark against a 3-member etcd cluster (see BENCHMARKS.md).

@@ -95,22 +95,20 @@ pub fn read_snapshot(bytes: &[u8]) -> Result<StateMachine, String> {
     snapshot::decode(data, Voters::default()).map_err(|e: DecodeError| e.to_string())
 }
 
-/// `http://HOST:PORT` for an endpoint given with or without its scheme.
+/// An endpoint with its scheme, for messages: `https://` unless it says otherwise.
 fn endpoint_url(endpoint: &str) -> String {
-    if endpoint.contains("://") { endpoint.to_string() } else { format!("http://{endpoint}") }
+    if endpoint.contains("://") { endpoint.to_string() } else { format!("https://{endpoint}") }
 }
 
 /// Streams a snapshot from `endpoint` into `path` (through `path.part`, synced, and
 /// checked before it is renamed into place, so a failed save never leaves a file
 /// that looks like a backup).
-pub async fn save(endpoint: &str, path: &Path) -> Result<Saved, BackupError> {
+/// `pki_dir`: the cluster CA, to authenticate to a TLS replica.
+pub async fn save(endpoint: &str, path: &Path, pki_dir: Option<&Path>) -> Result<Saved, BackupError> {
     let url = endpoint_url(endpoint);
-    let connect_err = |reason: String| BackupError::Connect { endpoint: url.clone(), reason };
-    let channel = tonic::transport::Endpoint::from_shared(url.clone())
-        .map_err(|e| connect_err(e.to_string()))?
-        .connect()
+    let channel = crate::tls::tool_channel(endpoint, pki_dir)
         .await
-        .map_err(|e| connect_err(e.to_string()))?;
+        .map_err(|reason| BackupError::Connect { endpoint: url.clone(), reason })?;
     let stream_err = |reason: String| BackupError::Stream { endpoint: url.clone(), reason };
     let mut client = MaintenanceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
     let mut stream =
@@ -188,7 +186,7 @@ mod tests {
 
     #[test]
     fn endpoints_get_a_scheme() {
-        assert_eq!(endpoint_url("127.0.0.1:2379"), "http://127.0.0.1:2379");
+        assert_eq!(endpoint_url("127.0.0.1:2379"), "https://127.0.0.1:2379");
         assert_eq!(endpoint_url("https://a:1"), "https://a:1");
     }
 }

@@ -157,6 +157,30 @@ pub struct Config {
     /// members that does not name it (they must share one: give each the same file).
     #[arg(long, value_name = "FILE")]
     pub encryption_key_file: Option<PathBuf>,
+
+    /// The cluster CA's directory (`ca.crt`, `ca.key`). Default: `<data-dir>/pki`. The
+    /// first replica of a new cluster creates the CA there; founding members of a cluster
+    /// of several must name one directory they share (the first to start creates it), and
+    /// a joining replica needs a copy of it. Every replica issues its own certificates
+    /// from it, and renews them before they expire.
+    #[arg(long, value_name = "DIR")]
+    pub pki_dir: Option<PathBuf>,
+
+    /// Extra names (DNS names or IP addresses) for this replica's client port certificate,
+    /// comma-separated: the names clients reach it by, besides its listen and advertise
+    /// addresses, `localhost` and the `kubernetes` Service names.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub tls_san: Vec<String>,
+
+    /// How long the certificates this replica issues itself are valid; each is replaced
+    /// once two thirds of that have passed, without a restart.
+    #[arg(long, default_value = "8760h", value_parser = parse_duration, hide = true)]
+    pub cert_validity: Duration,
+
+    /// For local experiments only: plain TCP on both ports (no TLS) and no authentication
+    /// (every request may do anything). Said in a warning on every start.
+    #[arg(long)]
+    pub insecure_dev: bool,
 }
 
 /// Where the secrets key file of a data directory is when `--encryption-key-file` is
@@ -171,6 +195,90 @@ pub fn default_key_file(data_dir: &std::path::Path) -> Result<PathBuf, String> {
             data_dir.display()
         )),
     }
+}
+
+/// The CA directory: `--pki-dir`, or `<data-dir>/pki`.
+pub fn pki_dir_of(pki_dir: &Option<PathBuf>, data_dir: &Option<PathBuf>) -> Option<PathBuf> {
+    pki_dir.clone().or_else(|| data_dir.as_ref().map(|d| d.join("pki")))
+}
+
+/// `rk-server certs …`: credentials from the cluster CA.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "rk-server certs", about = "Issue credentials from the cluster CA, and show when certificates expire")]
+pub struct CertsArgs {
+    #[command(subcommand)]
+    pub command: CertsCommand,
+}
+
+/// Which CA: `--pki-dir`, or the default one of `--data-dir`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PkiArgs {
+    /// The cluster CA's directory (`ca.crt`, `ca.key`).
+    #[arg(long, value_name = "DIR")]
+    pub pki_dir: Option<PathBuf>,
+    /// A replica's data directory (its CA is in `<data-dir>/pki` by default).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl PkiArgs {
+    pub fn dir(&self) -> Result<PathBuf, String> {
+        pki_dir_of(&self.pki_dir, &self.data_dir)
+            .ok_or_else(|| "say which CA: --pki-dir DIR or --data-dir DIR".to_string())
+    }
+}
+
+/// Who a client certificate names.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SubjectArgs {
+    /// The user (the certificate's common name). `system:node:<name>` with group
+    /// `system:nodes` makes a node agent's credentials.
+    #[arg(long, default_value = "admin")]
+    pub user: String,
+    /// Groups (the certificate's organizations), comma-separated or repeated; at most
+    /// two. `system:masters` may do anything.
+    #[arg(long = "group", value_delimiter = ',', default_value = "system:masters")]
+    pub groups: Vec<String>,
+    /// How long the certificate is valid (e.g. 24h; default one year).
+    #[arg(long, default_value = "8760h", value_parser = parse_duration)]
+    pub validity: Duration,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum CertsCommand {
+    /// Write a kubeconfig with the CA and a new client certificate embedded: what
+    /// kubectl, rkctl, client libraries and `rk-agent --kubeconfig` read.
+    Kubeconfig {
+        #[command(flatten)]
+        pki: PkiArgs,
+        #[command(flatten)]
+        subject: SubjectArgs,
+        /// The API server's URLs, comma-separated (the first is the kubeconfig's server).
+        #[arg(long, value_delimiter = ',', required = true)]
+        server: Vec<String>,
+        /// Where to write it (mode 0600); `-` prints it.
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+        /// The kubeconfig's cluster, user and context name.
+        #[arg(long, default_value = "rk")]
+        name: String,
+    },
+    /// Write `<user>.crt`, `<user>.key` and `ca.crt` into a directory (for etcdctl's
+    /// --cert, --key and --cacert, or curl's).
+    Issue {
+        #[command(flatten)]
+        pki: PkiArgs,
+        #[command(flatten)]
+        subject: SubjectArgs,
+        /// The directory to write them into (created if missing).
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
+    /// Show when the CA expires.
+    Status {
+        #[command(flatten)]
+        pki: PkiArgs,
+    },
 }
 
 /// `rk-server secrets …`: the keys Secrets are encrypted with at rest.
@@ -217,9 +325,18 @@ pub struct KeyFileArgs {
     /// The replica's data directory (its key file sits beside it by default).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// The cluster CA's directory, for the calls to a running replica (default:
+    /// `<data-dir>/pki`; not needed for an `http://` endpoint of an `--insecure-dev` one).
+    #[arg(long, value_name = "DIR")]
+    pub pki_dir: Option<PathBuf>,
 }
 
 impl KeyFileArgs {
+    /// The CA directory rk's tools dial running replicas with, if one is named.
+    pub fn pki(&self) -> Option<PathBuf> {
+        pki_dir_of(&self.pki_dir, &self.data_dir)
+    }
+
     pub fn path(&self) -> Result<PathBuf, String> {
         match (&self.encryption_key_file, &self.data_dir) {
             (Some(f), _) => Ok(f.clone()),
@@ -358,10 +475,14 @@ pub enum SnapshotCommand {
     /// Save the store of a running cluster to FILE (everything committed before the
     /// call; `etcdctl snapshot save` makes the same file).
     Save {
-        /// Client address of any replica.
+        /// Client address of any replica (`http://…` for an `--insecure-dev` one).
         #[arg(long, default_value = "127.0.0.1:2379")]
         endpoint: String,
         file: PathBuf,
+        /// The cluster CA's directory: the save authenticates with a certificate it
+        /// issues (default: `<data-dir>/pki`).
+        #[command(flatten)]
+        pki: PkiArgs,
     },
     /// Make the data directory of a founding member of a new cluster whose store starts
     /// as FILE's. Run it for every member with the same FILE and --peers, then start

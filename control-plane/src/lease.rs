@@ -46,6 +46,8 @@ pub struct Lessor {
     state: Mutex<ClockState>,
     /// Connections to the leader's peer port, by address.
     clients: Mutex<HashMap<String, PeerClient<tonic::transport::Channel>>>,
+    /// How the leader's peer port is dialed (mutual TLS unless `--insecure-dev`).
+    dialer: crate::tls::Dialer,
 }
 
 #[derive(Default)]
@@ -58,8 +60,8 @@ struct ClockState {
 }
 
 impl Lessor {
-    pub fn new(raft: RaftHandle, min_ttl: i64) -> Arc<Self> {
-        Arc::new(Self { raft, min_ttl, state: Mutex::new(ClockState::default()), clients: Mutex::default() })
+    pub fn new(raft: RaftHandle, min_ttl: i64, dialer: crate::tls::Dialer) -> Arc<Self> {
+        Arc::new(Self { raft, min_ttl, state: Mutex::new(ClockState::default()), clients: Mutex::default(), dialer })
     }
 
     /// Runs forever: on the leader, revokes leases whose time is up.
@@ -159,14 +161,9 @@ impl Lessor {
         if let Some(c) = self.clients.lock().get(&addr) {
             return Ok(c.clone());
         }
-        let uri = if addr.contains("://") { addr.clone() } else { format!("http://{addr}") };
-        let channel = tonic::transport::Endpoint::from_shared(uri)
-            .map_err(|e| LeaseError::Forward(e.to_string()))?
-            .connect_timeout(Duration::from_secs(1))
-            .connect()
+        let client = crate::raft::transport::connect(&addr, leader, &self.dialer)
             .await
             .map_err(|e| LeaseError::Forward(e.to_string()))?;
-        let client = PeerClient::new(channel);
         self.clients.lock().insert(addr, client.clone());
         Ok(client)
     }

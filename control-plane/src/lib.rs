@@ -13,6 +13,7 @@
 //! - [`api`]: the Kubernetes-compatible REST API (objects stored in the same store).
 //! - [`dns`]: cluster DNS (`<svc>.<ns>.svc.cluster.local`), served by every replica.
 //! - [`server`]: wiring it all together: [`server::run`] is what `rk-server` calls.
+//! - [`pki`] and [`tls`]: the cluster CA, certificates, and TLS on both ports.
 //! - [`config`]: command-line flags.
 //! - [`failpoint`]: crash points for fault-injection tests (a cargo feature, off by default).
 //!
@@ -28,8 +29,10 @@ pub mod dns;
 pub mod etcd;
 pub mod failpoint;
 pub mod lease;
+pub mod pki;
 pub mod raft;
 pub mod server;
 pub mod store;
 #[cfg(test)]
 pub mod testing;
+pub mod tls;

@@ -3,7 +3,9 @@
 
 use clap::Parser;
 use rk_control_plane::api::encryption;
-use rk_control_plane::config::{Config, SecretsArgs, SecretsCommand, SnapshotArgs, SnapshotCommand};
+use rk_control_plane::config::{
+    CertsArgs, CertsCommand, Config, SecretsArgs, SecretsCommand, SnapshotArgs, SnapshotCommand,
+};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -12,6 +14,9 @@ fn main() -> std::process::ExitCode {
     }
     if std::env::args_os().nth(1).is_some_and(|a| a == "secrets") {
         return secrets(SecretsArgs::parse_from(std::env::args_os().skip(1)));
+    }
+    if std::env::args_os().nth(1).is_some_and(|a| a == "certs") {
+        return certs(CertsArgs::parse_from(std::env::args_os().skip(1)));
     }
     let config = Config::parse();
     if let Err(e) = rk_control_plane::failpoint::init() {
@@ -47,7 +52,7 @@ fn main() -> std::process::ExitCode {
 /// `rk-server snapshot save|restore`.
 fn snapshot(args: SnapshotArgs) -> std::process::ExitCode {
     let result = match args.command {
-        SnapshotCommand::Save { endpoint, file } => {
+        SnapshotCommand::Save { endpoint, file, pki } => {
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -55,7 +60,8 @@ fn snapshot(args: SnapshotArgs) -> std::process::ExitCode {
                     return std::process::ExitCode::FAILURE;
                 }
             };
-            runtime.block_on(rk_control_plane::backup::save(&endpoint, &file)).map(|saved| {
+            let pki = pki.dir().ok();
+            runtime.block_on(rk_control_plane::backup::save(&endpoint, &file, pki.as_deref())).map(|saved| {
                 format!("saved {} bytes at revision {} to {}", saved.bytes, saved.revision, file.display())
             })
         }
@@ -102,7 +108,7 @@ fn secrets(args: SecretsArgs) -> std::process::ExitCode {
         }),
         SecretsCommand::Status { key, endpoint } => key.path().and_then(|path| {
             let ring = encryption::Encryption::load(&path).map_err(|e| e.to_string())?.keyring();
-            let usage = block_on(encryption::key_usage(&endpoint))?;
+            let usage = block_on(encryption::key_usage(&endpoint, key.pki().as_deref()))?;
             let mut out =
                 format!("key file {}: keys {} (the first encrypts)\n", path.display(), ring.names().join(", "));
             for (name, count) in &usage {
@@ -121,7 +127,7 @@ fn secrets(args: SecretsArgs) -> std::process::ExitCode {
         }),
         SecretsCommand::PruneKeys { key, endpoint } => key.path().and_then(|path| {
             let ring = encryption::Encryption::load(&path).map_err(|e| e.to_string())?.keyring();
-            let usage = block_on(encryption::key_usage(&endpoint))?;
+            let usage = block_on(encryption::key_usage(&endpoint, key.pki().as_deref()))?;
             let pending: usize =
                 usage.iter().filter(|(n, _)| n.as_deref() != Some(ring.write_key())).map(|(_, c)| c).sum();
             if pending > 0 {
@@ -141,6 +147,61 @@ fn secrets(args: SecretsArgs) -> std::process::ExitCode {
         }),
     };
     report(result)
+}
+
+/// `rk-server certs kubeconfig|issue|status`.
+fn certs(args: CertsArgs) -> std::process::ExitCode {
+    use rk_control_plane::pki::{Ca, Leaf, write_private};
+    let issue = |pki: &rk_control_plane::config::PkiArgs, subject: &rk_control_plane::config::SubjectArgs| {
+        let ca = Ca::load(&pki.dir()?).map_err(|e| e.to_string())?;
+        if subject.user.is_empty() {
+            return Err("--user must not be empty".to_string());
+        }
+        let leaf = Leaf {
+            common_name: subject.user.clone(),
+            organizations: subject.groups.iter().filter(|g| !g.is_empty()).cloned().collect(),
+            client: true,
+            validity: subject.validity,
+            ..Default::default()
+        };
+        let issued = ca.issue(&leaf).map_err(|e| e.to_string())?;
+        Ok((ca, issued))
+    };
+    let result = match args.command {
+        CertsCommand::Kubeconfig { pki, subject, server, out, name } => issue(&pki, &subject).and_then(|(ca, cert)| {
+            let text = rk_control_plane::pki::kubeconfig(&name, &server, ca.cert_pem(), &cert);
+            if out.as_os_str() == "-" {
+                print!("{text}");
+                return Ok(String::new());
+            }
+            write_private(&out, &text).map_err(|e| e.to_string())?;
+            Ok(format!("wrote {} for user {} (groups {})", out.display(), subject.user, subject.groups.join(",")))
+        }),
+        CertsCommand::Issue { pki, subject, out_dir } => issue(&pki, &subject).and_then(|(ca, cert)| {
+            std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+            let file = subject.user.replace([':', '/'], "-");
+            let (crt, key) = (out_dir.join(format!("{file}.crt")), out_dir.join(format!("{file}.key")));
+            std::fs::write(&crt, &cert.cert_pem).map_err(|e| format!("cannot write {}: {e}", crt.display()))?;
+            write_private(&key, &cert.key_pem).map_err(|e| e.to_string())?;
+            let ca_out = out_dir.join("ca.crt");
+            std::fs::write(&ca_out, ca.cert_pem()).map_err(|e| format!("cannot write {}: {e}", ca_out.display()))?;
+            Ok(format!("wrote {}, {} and {}", crt.display(), key.display(), ca_out.display()))
+        }),
+        CertsCommand::Status { pki } => pki.dir().and_then(|dir| {
+            let ca = Ca::load(&dir).map_err(|e| e.to_string())?;
+            let expires = jiff::Timestamp::try_from(ca.not_after()).map(|t| t.to_string()).unwrap_or_default();
+            let days =
+                ca.not_after().duration_since(std::time::SystemTime::now()).unwrap_or_default().as_secs() / 86400;
+            Ok(format!(
+                "CA {}: expires {expires} ({days} days left); replicas renew their own certificates",
+                dir.display()
+            ))
+        }),
+    };
+    match result {
+        Ok(s) if s.is_empty() => std::process::ExitCode::SUCCESS,
+        other => report(other),
+    }
 }
 
 /// Prints a subcommand's summary, or its error as one line, and the exit code for it.

@@ -52,6 +52,8 @@ pub enum ServerError {
     DataDir { path: PathBuf, reason: String },
     #[error("serving failed: {0}")]
     Serve(String),
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
     #[error("this replica was removed from the cluster")]
     Removed,
     #[error(
@@ -218,6 +220,29 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
         .map_err(|e| ServerError::DataDir { path: data_dir.clone(), reason: e.to_string() })?;
     let recorded = read_member_file(&data_dir)?;
     let key_path = secrets_key_path(&config, &data_dir, recorded.is_some(), peers.len())?;
+    let ranges = crate::api::alloc::Ranges::parse(&config.service_cluster_ip_range, &config.service_node_port_range)
+        .map_err(ServerError::Config)?;
+    let security = if config.insecure_dev {
+        None
+    } else {
+        let ca = cluster_ca(&config, &data_dir, recorded.is_some(), peers.len())?;
+        let (dns_names, ips) = client_port_names(&config, client_addr, &advertise_client, &ranges);
+        let role = crate::pki::Role::ClientPort { dns_names, ips };
+        let creds = crate::pki::Credentials::issue(ca, role, config.cert_validity).map_err(pki_err)?;
+        Some(creds)
+    };
+    // rk's own calls to other replicas' client ports (joining) present this replica's
+    // client port certificate, which is in `system:masters`.
+    let api_dialer = match &security {
+        None => crate::tls::Dialer::plain(),
+        Some(creds) => crate::tls::Dialer {
+            tls: Some(Arc::new(
+                crate::pki::client_config(creds.ca().roots().map_err(pki_err)?, Some(creds.clone()))
+                    .map_err(pki_err)?,
+            )),
+            local_ip: None,
+        },
+    };
     let backend = Backend::Disk { dir: data_dir.join("raft"), segment_bytes: DEFAULT_SEGMENT_BYTES };
     let (log, recovered) = RaftLog::open(&backend)?;
     if recovered.truncated_tail > 0 {
@@ -241,7 +266,7 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
             Some(addr) => {
                 // A member that joined but never received a snapshot keeps its id.
                 let id = recorded.as_ref().map(|m| m.id).or(config.id);
-                let (id, cluster_id, members) = join(addr, id, &advertise_peer).await?;
+                let (id, cluster_id, members) = join(addr, id, &advertise_peer, &api_dialer).await?;
                 write_member_file(&data_dir, &MemberFile { id, cluster_id })?;
                 let mut sm = StateMachine::new(cluster_id);
                 sm.members = members.into_iter().map(|m| (m.id, m)).collect();
@@ -272,11 +297,33 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
     let hub = Arc::new(WatchHub::new());
     let channel = node::channel();
     let local_ip = Some(peer_addr.ip()).filter(|ip| !ip.is_unspecified());
-    let transport = GrpcTransport::new(id, local_ip, tokio::runtime::Handle::current(), channel.0.clone());
+    // Peers authenticate each other with certificates naming their replica ids.
+    let peer_creds = match &security {
+        None => None,
+        Some(client_creds) => Some(
+            crate::pki::Credentials::issue(
+                client_creds.ca().clone(),
+                crate::pki::Role::Peer { id },
+                config.cert_validity,
+            )
+            .map_err(pki_err)?,
+        ),
+    };
+    let peer_dialer = match &peer_creds {
+        None => crate::tls::Dialer { tls: None, local_ip },
+        Some(creds) => crate::tls::Dialer {
+            tls: Some(Arc::new(
+                crate::pki::client_config(creds.ca().roots().map_err(pki_err)?, Some(creds.clone()))
+                    .map_err(pki_err)?,
+            )),
+            local_ip,
+        },
+    };
+    let transport = GrpcTransport::new(id, peer_dialer.clone(), tokio::runtime::Handle::current(), channel.0.clone());
     let cmd_tx = channel.0.clone();
     let request_timeout = Duration::from_millis(config.request_timeout_ms.max(100));
     let (raft, thread) = node::start(opts, log, sm, hub.clone(), transport, channel, request_timeout)?;
-    let lessor = Lessor::new(raft.clone(), min_ttl);
+    let lessor = Lessor::new(raft.clone(), min_ttl, peer_dialer);
 
     tokio::spawn(watch::sync_loop(raft.shared.sm.clone(), hub));
     tokio::spawn(lessor.clone().run());
@@ -286,7 +333,14 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
 
     // Peer port.
     let peer_service = PeerService::new(id, cmd_tx, lessor.clone()).into_server();
-    let peer_incoming = tokio_stream::wrappers::TcpListenerStream::new(peer);
+    let peer_tls = match &peer_creds {
+        None => None,
+        Some(creds) => {
+            let roots = creds.ca().roots().map_err(pki_err)?;
+            Some(Arc::new(crate::pki::server_config(creds.clone(), roots, true).map_err(pki_err)?))
+        }
+    };
+    let peer_incoming = crate::tls::peer_incoming(peer, peer_tls);
     let mut stop_peer = raft.shared.leadership.clone();
     tokio::spawn(async move {
         let result = tonic::transport::Server::builder()
@@ -301,10 +355,15 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
         }
     });
 
+    for creds in security.iter().chain(peer_creds.iter()) {
+        let mut stopped = raft.shared.leadership.clone();
+        tokio::spawn(creds.clone().renew_loop(async move {
+            let _ = stopped.wait_for(|l| l.stopped).await;
+        }));
+    }
+
     // Client port: gRPC and HTTP on one listener.
     let etcd_api = EtcdApi::new(raft.clone(), lessor, config.watch_progress_notify_interval);
-    let ranges = crate::api::alloc::Ranges::parse(&config.service_cluster_ip_range, &config.service_node_port_range)
-        .map_err(ServerError::Config)?;
     let api_options =
         crate::api::rest::ApiOptions { ranges, default_toleration_seconds: config.default_toleration_seconds };
     tokio::spawn(reload_keys(encryption.clone(), raft.shared.leadership.clone()));
@@ -348,15 +407,18 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
     };
     let kube = crate::api::ApiServer::with_audit(kube, advertise_client.clone(), audit);
     let router = client_router(etcd_api, resources).merge(crate::api::router(kube)).fallback(not_found);
+    let client_tls = match &security {
+        None => None,
+        Some(creds) => {
+            let roots = creds.ca().roots().map_err(pki_err)?;
+            Some(Arc::new(crate::pki::server_config(creds.clone(), roots, false).map_err(pki_err)?))
+        }
+    };
+    let client = crate::tls::ClientListener::new(client, client_tls).map_err(|e| ServerError::Serve(e.to_string()))?;
     let mut stop_client = raft.shared.leadership.clone();
     tokio::spawn(async move {
-        use axum::serve::ListenerExt;
-        // Small requests and replies must not wait for Nagle's algorithm.
-        let client = client.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        // Connect info: the audit log records the client's address.
-        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        // Connect info: the client's address (for the audit log) and certificate.
+        let service = router.into_make_service_with_connect_info::<crate::tls::Conn>();
         let serve = axum::serve(client, service).with_graceful_shutdown(async move {
             let _ = stop_client.wait_for(|l| l.stopped).await;
         });
@@ -369,12 +431,123 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     };
     tracing::info!(id, %client_addr, %peer_addr, "rk-server replica started");
-    // Said on every start until authentication is required (issue: secure by default).
-    tracing::warn!(
-        "requests without credentials may do anything, and the client and peer ports are plain TCP \
-         (no TLS yet): expose this replica only to a network you trust"
-    );
+    match &security {
+        None => tracing::warn!(
+            "--insecure-dev: requests without credentials may do anything, and the client and peer ports are \
+             plain TCP (no TLS): for local experiments only, never on a network others can reach"
+        ),
+        Some(creds) => tracing::info!(
+            pki_dir = %creds.ca().dir().display(),
+            "TLS on the client and peer ports; clients authenticate with certificates the cluster CA signed \
+             or with bearer tokens (`rk-server certs kubeconfig` writes an admin kubeconfig)"
+        ),
+    }
     Ok((Replica { raft, client_addr, peer_addr, dns_addr }, done))
+}
+
+fn pki_err(e: crate::pki::PkiError) -> ServerError {
+    ServerError::Pki(e)
+}
+
+/// The cluster CA, created when this replica may make it up: like the secrets key, a
+/// joining replica or one of several founders that names no shared directory must not
+/// (its certificates would not be trusted by the others), so those starts are refused
+/// with what to do instead.
+fn cluster_ca(
+    config: &Config,
+    data_dir: &Path,
+    restarting: bool,
+    founders: usize,
+) -> Result<Arc<crate::pki::Ca>, ServerError> {
+    use crate::pki::Ca;
+    let named = config.pki_dir.is_some();
+    let dir = config.pki_dir.clone().unwrap_or_else(|| data_dir.join("pki"));
+    if !Ca::exists(&dir) && !restarting {
+        if config.join.is_some() {
+            return Err(ServerError::Config(format!(
+                "the cluster CA is missing from {}: a joining replica needs the cluster's CA. Copy ca.crt and \
+                 ca.key from any member's PKI directory there (or name it with --pki-dir)",
+                dir.display()
+            )));
+        }
+        if !named && founders > 1 {
+            return Err(ServerError::Config(format!(
+                "the founding members of a cluster must share one CA, and {} holds none: give every founding \
+                 member the same --pki-dir (the first to start creates the CA there; on separate machines, \
+                 start one replica first and copy its PKI directory to the others)",
+                dir.display()
+            )));
+        }
+    }
+    let (ca, created) = Ca::load_or_create(&dir)?;
+    if created {
+        tracing::warn!(dir = %dir.display(), "created the cluster CA; its key (ca.key) signs every credential \
+            of this cluster: keep it private");
+    }
+    Ok(Arc::new(ca))
+}
+
+/// The names a replica's client port certificate carries: its listen address (every
+/// local address when it listens on all of them), its advertised address, loopback,
+/// the machine's host name, the `kubernetes` Service's names and IP, and `--tls-san`.
+fn client_port_names(
+    config: &Config,
+    listen: std::net::SocketAddr,
+    advertise: &str,
+    ranges: &crate::api::alloc::Ranges,
+) -> (Vec<String>, Vec<std::net::IpAddr>) {
+    use std::net::IpAddr;
+    let mut dns: Vec<String> = vec![
+        "localhost".into(),
+        "kubernetes".into(),
+        "kubernetes.default".into(),
+        crate::pki::API_SERVER_NAME.into(),
+        format!("{}.{}", crate::pki::API_SERVER_NAME, config.cluster_domain.trim_end_matches('.')),
+    ];
+    let mut ips: Vec<IpAddr> = vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)];
+    if listen.ip().is_unspecified() {
+        if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+            for a in addrs {
+                let ip = a.address.as_ref().and_then(|s| {
+                    s.as_sockaddr_in()
+                        .map(|v4| IpAddr::V4(v4.ip()))
+                        .or_else(|| s.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+                });
+                ips.extend(ip);
+            }
+        }
+    } else {
+        ips.push(listen.ip());
+    }
+    if let Ok(first) = ranges.first().parse() {
+        ips.push(first);
+    }
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let host = host.trim();
+        if !host.is_empty() {
+            dns.push(host.to_string());
+        }
+    }
+    let advertised = advertise.split("://").last().unwrap_or(advertise);
+    let host = match advertised.parse::<std::net::SocketAddr>() {
+        Ok(a) => a.ip().to_string(),
+        Err(_) => advertised.rsplit_once(':').map_or(advertised, |(h, _)| h).to_string(),
+    };
+    for name in std::iter::once(host).chain(config.tls_san.iter().cloned()) {
+        let name = name.trim().trim_start_matches('[').trim_end_matches(']').to_string();
+        match name.parse::<IpAddr>() {
+            Ok(ip) => ips.push(ip),
+            Err(_) if !name.is_empty() => dns.push(name),
+            Err(_) => {}
+        }
+    }
+    // IPv6 link-local addresses carry a zone no certificate can name.
+    ips.retain(|ip| !matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80));
+    ips.sort();
+    ips.dedup();
+    dns.sort();
+    dns.dedup();
+    (dns, ips)
 }
 
 /// Where the secrets key file is. Starts that would need keys this replica cannot make up
@@ -516,7 +689,8 @@ fn client_router(
         .add_service(etcd::lease::server(api.clone()))
         .add_service(etcd::cluster::server(api.clone()))
         .add_service(etcd::maintenance::server(api.clone()))
-        .into_axum_router();
+        .into_axum_router()
+        .layer(axum::middleware::from_fn(grpc_auth));
     let health = api.raft.clone();
     grpc.route(
         "/health",
@@ -534,6 +708,30 @@ fn client_router(
             }
         }),
     )
+}
+
+/// The etcd API (and rk's gRPC API) read and write the store beneath every check the
+/// REST API makes, so on a TLS connection they need a client certificate in
+/// `system:masters`, as etcd needs a client certificate its CA signed.
+async fn grpc_auth(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let conn = req.extensions().get::<axum::extract::ConnectInfo<crate::tls::Conn>>().map(|c| c.0.clone());
+    let Some(conn) = conn.filter(|c| c.tls) else { return next.run(req).await };
+    match &conn.identity {
+        Some(id) if id.groups.iter().any(|g| g == crate::api::rbac::MASTERS) => next.run(req).await,
+        Some(id) => tonic::Status::permission_denied(format!(
+            "{} may not use the etcd API: it needs a client certificate in group {}",
+            id.user,
+            crate::api::rbac::MASTERS
+        ))
+        .into_http::<axum::body::Body>()
+        .into_response(),
+        None => tonic::Status::unauthenticated(
+            "the etcd API needs a client certificate the cluster CA signed (etcdctl --cacert --cert --key)",
+        )
+        .into_http::<axum::body::Body>()
+        .into_response(),
+    }
 }
 
 /// What no route serves: a gRPC call to a service rk does not have gets gRPC's
@@ -626,16 +824,22 @@ async fn bootstrap_namespaces(api: crate::api::rest::Api, client_port: u16) {
 
 /// Asks a running cluster to add this replica; returns its id, the cluster id and
 /// the member list (so it can talk to its peers until the leader's snapshot arrives).
-async fn join(addr: &str, id: Option<u64>, peer_url: &str) -> Result<(u64, u64, Vec<MemberInfo>), ServerError> {
+async fn join(
+    addr: &str,
+    id: Option<u64>,
+    peer_url: &str,
+    dialer: &crate::tls::Dialer,
+) -> Result<(u64, u64, Vec<MemberInfo>), ServerError> {
     let fail = |reason: String| ServerError::Join { addr: addr.to_string(), reason };
     let uri = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
-    let channel = tonic::transport::Endpoint::from_shared(uri)
+    let endpoint = tonic::transport::Endpoint::from_shared(uri)
         .map_err(|e| fail(e.to_string()))?
         .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .connect()
+        .timeout(Duration::from_secs(30));
+    let channel = dialer
+        .channel(endpoint, crate::pki::API_SERVER_NAME)
         .await
-        .map_err(|e| fail(format!("{e}; is a member listening there?")))?;
+        .map_err(|e| fail(format!("{}; is a member listening there?", crate::tls::chain(&e))))?;
     let mut client = ClusterClient::new(channel);
     let to_info = |m: &rk_proto::etcdserverpb::Member| MemberInfo {
         id: m.id,

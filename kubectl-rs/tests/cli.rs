@@ -4,9 +4,10 @@
 //! executable, `target/<profile>/rk-server`; build it first with
 //! `cargo build -p rk-control-plane --bin rk-server`) on a loopback address of its own
 //! (127.77.x.y, derived from the process id, so parallel test processes never share
-//! one), with a temporary data directory, waits for `/readyz` with a deadline, and
-//! kills it when the test ends. rkctl runs with a kubeconfig the test writes, and a
-//! temporary HOME so the user's own `~/.kube/config` never leaks in.
+//! one), with a temporary data directory, waits until it serves with a deadline, and
+//! kills it when the test ends. rkctl runs with the admin kubeconfig `rk-server certs
+//! kubeconfig` writes (TLS, a client certificate), and a temporary HOME so the user's
+//! own `~/.kube/config` never leaks in.
 
 mod common;
 use common::wait_until;
@@ -49,6 +50,8 @@ struct Server {
     child: Child,
     dir: tempfile::TempDir,
     kubeconfig: PathBuf,
+    /// `ip:port` of the client port.
+    addr: String,
 }
 
 impl Server {
@@ -71,20 +74,44 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("start rk-server");
-        let url = format!("http://{addr}");
         let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {url}\n\
-                 contexts:\n- name: test\n  context:\n    cluster: test\n    user: tester\n\
-                 users:\n- name: tester\n  user: {{}}\ncurrent-context: test\n"
-            ),
-        )
-        .expect("write kubeconfig");
-        let mut server = Server { child, dir, kubeconfig };
+        let mut server = Server { child, dir, kubeconfig, addr: addr.clone() };
+        server.write_kubeconfig(&addr);
         server.wait_ready(&addr);
         server
+    }
+
+    /// Once the server has made its CA, has `rk-server certs kubeconfig` write the
+    /// admin's kubeconfig (the CA and a client certificate, as a user gets them).
+    fn write_kubeconfig(&mut self, addr: &str) {
+        let ca = self.dir.path().join("data/pki/ca.crt");
+        let deadline = Instant::now() + READY_DEADLINE;
+        while !ca.exists() {
+            if let Some(status) = self.child.try_wait().expect("poll rk-server") {
+                panic!("rk-server exited early ({status}); its log:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "rk-server made no CA in {READY_DEADLINE:?}; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = Command::new(rk_server_binary())
+            .args(["certs", "kubeconfig", "--name", "test", "--server", &format!("https://{addr}")])
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .arg("--out")
+            .arg(&self.kubeconfig)
+            .output()
+            .expect("run rk-server certs kubeconfig");
+        assert!(out.status.success(), "rk-server certs kubeconfig: {}", String::from_utf8_lossy(&out.stderr));
+        // The same credentials as files, for requests made without rkctl.
+        let out = Command::new(rk_server_binary())
+            .args(["certs", "issue"])
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .arg("--out-dir")
+            .arg(self.dir.path().join("creds"))
+            .output()
+            .expect("run rk-server certs issue");
+        assert!(out.status.success(), "rk-server certs issue: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     fn wait_ready(&mut self, addr: &str) {
@@ -93,7 +120,7 @@ impl Server {
             if let Some(status) = self.child.try_wait().expect("poll rk-server") {
                 panic!("rk-server exited early ({status}); its log:\n{}", self.log());
             }
-            if readyz(addr) {
+            if self.readyz() {
                 return;
             }
             assert!(
@@ -103,6 +130,43 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The server's `/metrics`, asked over TLS with the admin's certificate (empty if
+    /// the request fails).
+    fn metrics(&self) -> String {
+        use rustls::pki_types::pem::PemObject;
+        let creds = self.dir.path().join("creds");
+        let pem = |name: &str| std::fs::read(creds.join(name)).expect("credentials written at start");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from_pem_slice(&pem("ca.crt")).expect("CA")).expect("CA");
+        let config = rustls::ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_client_auth_cert(
+                vec![rustls::pki_types::CertificateDer::from_pem_slice(&pem("admin.crt")).expect("cert")],
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(&pem("admin.key")).expect("key"),
+            )
+            .expect("client certificate");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("TLS client");
+        let Ok(tcp) = TcpStream::connect(&self.addr) else { return String::new() };
+        let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let ask = format!("GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
+        if tls.write_all(ask.as_bytes()).is_err() {
+            return String::new();
+        }
+        let mut resp = Vec::new();
+        let _ = tls.read_to_end(&mut resp);
+        String::from_utf8_lossy(&resp).into_owned()
+    }
+
+    /// The API answers over TLS and its bootstrap namespaces exist (what `/readyz`
+    /// waits for), asked through rkctl with the admin's kubeconfig.
+    fn readyz(&self) -> bool {
+        self.command(&["get", "namespace", "kube-system", "-o", "name"]).output().is_ok_and(|o| o.status.success())
     }
 
     fn log(&self) -> String {
@@ -147,21 +211,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// `GET /readyz` answered 200.
-fn readyz(addr: &str) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr.parse().expect("socket address"), Duration::from_millis(200))
-    else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).is_err() {
-        return false;
-    }
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    resp.starts_with("HTTP/1.1 200")
 }
 
 /// What one rkctl run printed.
@@ -930,15 +979,11 @@ fn jsonpath_and_custom_columns() {
 /// The server's open watches (its `rk_store_watchers` gauge): a waiter that has
 /// opened its watch has also looked at the object first.
 fn open_watchers(s: &Server) -> u64 {
-    let kubeconfig = std::fs::read_to_string(&s.kubeconfig).expect("kubeconfig");
-    let addr = kubeconfig.lines().find_map(|l| l.trim().strip_prefix("server: http://")).expect("server address");
-    let mut conn = TcpStream::connect(addr).expect("connect to rk-server");
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    conn.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-        .expect("ask for metrics");
-    let mut resp = String::new();
-    let _ = conn.read_to_string(&mut resp);
-    resp.lines().find_map(|l| l.strip_prefix("rk_store_watchers ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    s.metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix("rk_store_watchers "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Runs `rkctl wait …` in the background; its output once it ends.

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -88,8 +89,10 @@ pub struct Client {
     servers: Arc<Vec<String>>,
     /// Index into `servers` of the replica in use.
     current: Arc<AtomicUsize>,
-    http: HyperClient<HttpConnector, Body>,
+    http: HyperClient<HttpsConnector<HttpConnector>, Body>,
     user_agent: String,
+    /// `Authorization: Bearer …`, when the credentials are a token.
+    authorization: Option<http::HeaderValue>,
 }
 
 /// Splits a `--server` value (`http://a:2379,http://b:2379`) into base URLs.
@@ -98,11 +101,39 @@ pub fn parse_servers(servers: &str) -> Vec<String> {
 }
 
 impl Client {
-    /// A client for the replicas in `servers` (comma-separated base URLs).
-    pub fn new(servers: &str, user_agent: &str) -> Self {
+    /// A client for the replicas in `servers` (comma-separated base URLs): `https://`
+    /// ones with `credentials` (a kubeconfig's CA, client certificate or token),
+    /// `http://` ones (`--insecure-dev` replicas) in plain.
+    pub fn new(
+        servers: &str,
+        user_agent: &str,
+        credentials: Option<&crate::kubeconfig::Credentials>,
+    ) -> Result<Self, ClientError> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(3)));
+        connector.enforce_http(false);
+        let mut tls = match credentials {
+            Some(c) => (*c.tls).clone(),
+            // No CA to verify with: `https://` servers then fail to verify, saying so.
+            None => rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+                .map_err(|e| ClientError::Transport { server: servers.to_string(), detail: e.to_string() })?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+        };
+        // hyper-rustls offers the HTTP versions enabled below, and refuses a config that
+        // already names some.
+        tls.alpn_protocols.clear();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(connector);
+        let authorization = credentials
+            .and_then(|c| c.token.as_ref())
+            .and_then(|t| http::HeaderValue::from_str(&format!("Bearer {t}")).ok());
         let http =
             HyperClient::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
         let mut list = parse_servers(servers);
@@ -110,12 +141,13 @@ impl Client {
             // Requests then fail with a transport error naming the empty server.
             list.push(String::new());
         }
-        Self {
+        Ok(Self {
             servers: Arc::new(list),
             current: Arc::new(AtomicUsize::new(0)),
             http,
             user_agent: user_agent.to_string(),
-        }
+            authorization,
+        })
     }
 
     /// The replica requests go to now.
@@ -148,12 +180,16 @@ impl Client {
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let bytes = body.map(|b| serde_json::to_vec(b).unwrap_or_default()).unwrap_or_default();
         let server = self.server();
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(format!("{server}{path}"))
             .header("content-type", content_type)
             .header("accept", "application/json")
-            .header("user-agent", &self.user_agent)
+            .header("user-agent", &self.user_agent);
+        if let Some(auth) = &self.authorization {
+            req = req.header(http::header::AUTHORIZATION, auth);
+        }
+        let req = req
             .body(Body::new(Bytes::from(bytes)))
             .map_err(|e| ClientError::Transport { server: server.clone(), detail: e.to_string() })?;
         self.http.request(req).await.map_err(|e| self.transport(&server, e))

@@ -20,10 +20,17 @@ pub enum RuntimeKind {
 #[derive(Parser, Debug, Clone)]
 #[command(name = "rk-agent", version, about = "The node agent of rk", long_about)]
 pub struct Config {
-    /// URL of the API server, e.g. http://10.0.0.1:2379; several control-plane replicas
-    /// comma-separated, and the agent fails over between them.
+    /// URL of the API server, e.g. https://10.0.0.1:2379; several control-plane replicas
+    /// comma-separated, and the agent fails over between them. Default: the kubeconfig's
+    /// server.
     #[arg(long, env = "RK_SERVER")]
-    pub server: String,
+    pub server: Option<String>,
+
+    /// The node's credentials: a kubeconfig with the cluster CA and a client certificate
+    /// for `system:node:<name>` in group `system:nodes` (`rk-server certs kubeconfig`
+    /// writes one). Without it the agent can only talk to `--insecure-dev` replicas.
+    #[arg(long, env = "RK_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
 
     /// Node name (default: the host name).
     #[arg(long)]

@@ -17,6 +17,7 @@
 
 pub mod client;
 pub mod config;
+pub mod kubeconfig;
 pub mod node;
 pub mod pods;
 pub mod probe;
@@ -206,10 +207,29 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         return Err(AgentError::Config("--count above 1 needs --runtime hollow".into()));
     }
     let base_name = config.name.clone().unwrap_or_else(hostname);
-    let node_ip =
-        config.node_ip.clone().or_else(|| local_ip_towards(&config.server)).unwrap_or_else(|| "127.0.0.1".into());
-    if client::parse_servers(&config.server).is_empty() {
-        return Err(AgentError::Config("--server needs at least one API server URL, e.g. http://10.0.0.1:2379".into()));
+    let credentials = match &config.kubeconfig {
+        Some(path) => Some(kubeconfig::load(path).map_err(|e| AgentError::Config(e.to_string()))?),
+        None => None,
+    };
+    let servers = match (&config.server, &credentials) {
+        (Some(s), _) => s.clone(),
+        (None, Some(c)) => c.server.clone(),
+        (None, None) => String::new(),
+    };
+    let node_ip = config.node_ip.clone().or_else(|| local_ip_towards(&servers)).unwrap_or_else(|| "127.0.0.1".into());
+    if client::parse_servers(&servers).is_empty() {
+        return Err(AgentError::Config(
+            "say where the API server is: --server https://10.0.0.1:2379 (several comma-separated), or \
+             --kubeconfig FILE"
+                .into(),
+        ));
+    }
+    if credentials.is_none() && client::parse_servers(&servers).iter().any(|s| s.starts_with("https://")) {
+        return Err(AgentError::Config(
+            "an https:// API server needs the node's credentials: --kubeconfig FILE (`rk-server certs kubeconfig \
+             --user system:node:<name> --group system:nodes` writes one)"
+                .into(),
+        ));
     }
     let mut labels = Vec::new();
     for l in &config.node_labels {
@@ -224,7 +244,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         .map(|t| config::parse_taint(t))
         .collect::<Result<Vec<_>, _>>()
         .map_err(AgentError::Config)?;
-    let client = Client::new(&config.server, &format!("rk-agent/{}", env!("CARGO_PKG_VERSION")));
+    let client = Client::new(&servers, &format!("rk-agent/{}", env!("CARGO_PKG_VERSION")), credentials.as_ref())
+        .map_err(|e| AgentError::Config(e.to_string()))?;
     let registry = Arc::new(pods::Registry::default());
     let mut managers = HashMap::new();
     // The docker runtime's bridge, for the proxy's hairpin setting.

@@ -1,7 +1,7 @@
 """The official Kubernetes Python client against rk: typed and dynamic clients,
 watches, patches of every kind, server-side apply, subresources and errors.
 
-    python3 tests/python/k8s_client.py http://127.0.0.1:2379
+    python3 tests/python/k8s_client.py KUBECONFIG
 
 Exits non-zero with the failing step on the first difference from what
 kube-apiserver would answer. Run by tests/tests/python_client.rs.
@@ -10,13 +10,15 @@ kube-apiserver would answer. Run by tests/tests/python_client.rs.
 import sys
 import threading
 
-from kubernetes import client, dynamic, watch
+from kubernetes import client, config, dynamic, watch
 from kubernetes.client.rest import ApiException
 
 
-def main(url):
+def main(kubeconfig):
+    # The kubeconfig's CA and client certificate: TLS and x509 authentication, as
+    # against any cluster.
     cfg = client.Configuration()
-    cfg.host = url
+    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
     api = client.ApiClient(cfg)
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
 

@@ -81,6 +81,11 @@ pub async fn connect_etcd(endpoint: String, opts: etcd_client::ConnectOptions) -
     }
 }
 
+/// Where a cluster CA's certificate is.
+fn rk_control_plane_ca(pki_dir: &Path) -> PathBuf {
+    pki_dir.join("ca.crt")
+}
+
 /// A loopback network of its own for each cluster: 127.<a>.<b>.0/24 with `a` from
 /// the process id and `b` from a per-process counter, so tests running in parallel
 /// (threads or processes) never share addresses or ports.
@@ -125,6 +130,99 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
     Ok((code, body))
 }
 
+/// A client's credentials for a TLS cluster, as `rk-server certs issue` writes them.
+#[derive(Clone, Debug)]
+pub struct Creds {
+    pub user: String,
+    /// Where `ca.crt`, `<user>.crt` and `<user>.key` are.
+    pub dir: PathBuf,
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl Creds {
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+
+    pub fn cert_file(&self) -> PathBuf {
+        self.dir.join(format!("{}.crt", self.user.replace([':', '/'], "-")))
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.join(format!("{}.key", self.user.replace([':', '/'], "-")))
+    }
+
+    /// etcd-client options that authenticate with these credentials.
+    pub fn etcd_tls(&self) -> etcd_client::TlsOptions {
+        etcd_client::TlsOptions::new()
+            .ca_certificate(etcd_client::Certificate::from_pem(&self.ca_pem))
+            .identity(etcd_client::Identity::from_pem(&self.cert_pem, &self.key_pem))
+            .domain_name("kubernetes.default.svc")
+    }
+
+    /// A rustls client configuration trusting the cluster CA and presenting this
+    /// certificate (`None`: present none).
+    pub fn rustls(&self, present: bool) -> Result<rustls::ClientConfig> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from_pem_slice(self.ca_pem.as_bytes())?)?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots);
+        Ok(if present {
+            let chain = vec![rustls::pki_types::CertificateDer::from_pem_slice(self.cert_pem.as_bytes())?];
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())?;
+            builder.with_client_auth_cert(chain, key)?
+        } else {
+            builder.with_no_client_auth()
+        })
+    }
+}
+
+/// A byte stream to a server: plain TCP or TLS.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// Connects to `host` (`ip:port`), with TLS when `tls` is given (the server's
+/// certificate verified for the name `kubernetes.default.svc`, which every replica's has).
+pub async fn connect_io(host: &str, tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> Result<Box<dyn Io>> {
+    let tcp = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(host)).await??;
+    let Some(tls) = tls else { return Ok(Box::new(tcp)) };
+    let name = rustls::pki_types::ServerName::try_from("kubernetes.default.svc")?;
+    let stream = tokio::time::timeout(Duration::from_secs(5), tokio_rustls::TlsConnector::from(tls).connect(name, tcp))
+        .await??;
+    Ok(Box::new(stream))
+}
+
+/// An HTTP/1.1 request over TLS to `addr` (verified against `tls`'s CA with the name
+/// `kubernetes.default.svc`): (status code, body).
+pub async fn https_request(
+    addr: SocketAddr,
+    tls: rustls::ClientConfig,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = connect_io(&addr.to_string(), Some(std::sync::Arc::new(tls))).await?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    let mut raw = Vec::new();
+    // A server may end TLS without close_notify once it has answered; what arrived counts.
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw)).await?;
+    let text = String::from_utf8_lossy(&raw);
+    let code = text.split(' ').nth(1).and_then(|c| c.parse().ok()).context("no HTTP status line")?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((code, body))
+}
+
 /// Options for the replicas of a test cluster.
 #[derive(Clone, Debug)]
 pub struct ClusterOptions {
@@ -141,6 +239,9 @@ pub struct ClusterOptions {
     pub server_binary: &'static str,
     /// Environment variables every replica starts with (see [`Replica::env`]).
     pub env: Vec<(String, String)>,
+    /// `--insecure-dev`: plain TCP and no authentication (benchmarks that compare with
+    /// plain etcd, and the security benchmark's baseline). Tests run with TLS.
+    pub insecure: bool,
 }
 
 impl Default for ClusterOptions {
@@ -154,6 +255,7 @@ impl Default for ClusterOptions {
             restore_from: None,
             server_binary: "rk-server",
             env: vec![],
+            insecure: false,
         }
     }
 }
@@ -356,6 +458,9 @@ pub struct Cluster {
     pub agents: Vec<Agent>,
     pub proxies: Vec<proxy::FaultProxy>,
     pub opts: ClusterOptions,
+    /// The admin's credentials (`system:masters`), once the cluster CA exists; `None`
+    /// for an `--insecure-dev` cluster.
+    pub admin: Option<Creds>,
     subnet: (u8, u8),
     dir: tempfile::TempDir,
 }
@@ -365,8 +470,15 @@ impl Cluster {
     pub async fn start(opts: ClusterOptions) -> Result<Cluster> {
         let subnet = next_subnet();
         let dir = tempfile::Builder::new().prefix("rk-test-").tempdir()?;
-        let mut cluster =
-            Cluster { replicas: Vec::new(), agents: Vec::new(), proxies: Vec::new(), opts: opts.clone(), subnet, dir };
+        let mut cluster = Cluster {
+            replicas: Vec::new(),
+            agents: Vec::new(),
+            proxies: Vec::new(),
+            opts: opts.clone(),
+            admin: None,
+            subnet,
+            dir,
+        };
         for i in 0..opts.replicas {
             cluster.add_replica_slot(i as u64 + 1).await?;
         }
@@ -393,17 +505,76 @@ impl Cluster {
             cluster.replicas[i].extra = args;
             cluster.spawn(i)?;
         }
+        if !opts.insecure {
+            // The first replica creates the cluster CA; the admin's certificate comes
+            // from it, as `rk-server certs issue` gives it to a user.
+            let ca = rk_control_plane_ca(&cluster.pki_dir());
+            wait_for("the cluster CA", Duration::from_secs(20), || async { ca.exists().then_some(()) }).await?;
+            cluster.admin = Some(cluster.issue_creds("admin", &["system:masters"])?);
+        }
         cluster.wait_leader(Duration::from_secs(20)).await?;
         // Every replica's API is ready (its bootstrap namespaces exist), so tests
         // never race the server's own start-up writes.
-        for r in &cluster.replicas {
-            let addr = r.client_addr();
+        for i in 0..cluster.replicas.len() {
+            let c = &cluster;
             wait_for("the API's /readyz", Duration::from_secs(20), || async move {
-                http_get(addr, "/readyz").await.ok().filter(|(code, _)| *code == 200).map(|_| ())
+                c.get(i, "/readyz").await.ok().filter(|(code, _)| *code == 200).map(|_| ())
             })
             .await?;
         }
         Ok(cluster)
+    }
+
+    /// The cluster CA's directory, shared by the founding replicas.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.dir.path().join("pki")
+    }
+
+    /// Credentials for `user` in `groups`, issued from the cluster CA with `rk-server
+    /// certs issue`.
+    pub fn issue_creds(&self, user: &str, groups: &[&str]) -> Result<Creds> {
+        let dir = self.dir.path().join(format!("creds-{}", user.replace([':', '/'], "-")));
+        let out = Command::new(binary("rk-server")?)
+            .args(["certs", "issue", "--user", user, "--group", &groups.join(",")])
+            .arg("--pki-dir")
+            .arg(self.pki_dir())
+            .arg("--out-dir")
+            .arg(&dir)
+            .output()?;
+        ensure!(out.status.success(), "rk-server certs issue failed: {}", String::from_utf8_lossy(&out.stderr));
+        let file = user.replace([':', '/'], "-");
+        let read = |name: String| std::fs::read_to_string(dir.join(&name)).with_context(|| name.clone());
+        Ok(Creds {
+            user: user.to_string(),
+            ca_pem: read("ca.crt".into())?,
+            cert_pem: read(format!("{file}.crt"))?,
+            key_pem: read(format!("{file}.key"))?,
+            dir,
+        })
+    }
+
+    /// A GET of `path` on replica `i`'s client port as the admin (plain HTTP on an
+    /// `--insecure-dev` cluster): (status code, body).
+    pub async fn get(&self, i: usize, path: &str) -> Result<(u16, String)> {
+        let addr = self.replicas[i].client_addr();
+        match &self.admin {
+            Some(creds) => https_request(addr, creds.rustls(true)?, "GET", path, &[]).await,
+            None => http_get(addr, path).await,
+        }
+    }
+
+    /// etcd-client options for this cluster (TLS with the admin's certificate).
+    pub fn etcd_options(&self) -> etcd_client::ConnectOptions {
+        let opts = etcd_client::ConnectOptions::new();
+        match &self.admin {
+            Some(creds) => opts.with_tls(creds.etcd_tls()),
+            None => opts,
+        }
+    }
+
+    /// `https` or `http` (an `--insecure-dev` cluster).
+    pub fn scheme(&self) -> &'static str {
+        if self.opts.insecure { "http" } else { "https" }
     }
 
     fn ip(&self, id: u64) -> IpAddr {
@@ -437,6 +608,7 @@ impl Cluster {
     pub fn spawn(&mut self, i: usize) -> Result<()> {
         let bin = binary(self.opts.server_binary)?;
         let key_file = self.key_file();
+        let pki_dir = self.pki_dir().display().to_string();
         let o = &self.opts;
         let r = &mut self.replicas[i];
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&r.log_path)?;
@@ -461,6 +633,7 @@ impl Cluster {
             .arg("info")
             .arg("--encryption-key-file")
             .arg(&key_file)
+            .args(if o.insecure { vec!["--insecure-dev".into()] } else { vec!["--pki-dir".into(), pki_dir] })
             .args(&r.extra)
             .args(&o.extra_args)
             .envs(r.env.iter().map(|(k, v)| (k, v)))
@@ -506,17 +679,15 @@ impl Cluster {
 
     /// A client for one replica only.
     pub async fn client(&self, i: usize) -> Result<etcd_client::Client> {
-        let opts = etcd_client::ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(10));
+        let opts =
+            self.etcd_options().with_connect_timeout(Duration::from_secs(2)).with_timeout(Duration::from_secs(10));
         connect_etcd(self.replicas[i].endpoint(), opts).await
     }
 
     /// Replica `i`'s own view: (leader id, raft term), if it answers.
     pub async fn status(&self, i: usize) -> Option<(u64, u64)> {
-        let opts = etcd_client::ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(1))
-            .with_timeout(Duration::from_secs(1));
+        let opts =
+            self.etcd_options().with_connect_timeout(Duration::from_secs(1)).with_timeout(Duration::from_secs(1));
         let mut c = connect_etcd(self.replicas[i].endpoint(), opts).await.ok()?;
         let s = c.status().await.ok()?;
         Some((s.leader(), s.raft_term()))
@@ -578,16 +749,34 @@ impl Cluster {
         self.dir.path()
     }
 
-    /// Writes a kubeconfig whose current context talks to replica `i`.
+    /// Writes a kubeconfig whose current context talks to replica `i` as the admin.
     pub fn kubeconfig(&self, i: usize) -> Result<PathBuf> {
-        let path = self.dir.path().join(format!("kubeconfig-{i}"));
-        let server = format!("http://{}", self.replicas[i].endpoint());
+        self.kubeconfig_as(i, self.admin.as_ref())
+    }
+
+    /// Writes a kubeconfig whose current context talks to replica `i` with `creds`
+    /// (the CA, certificate and key by file, as users often have them).
+    pub fn kubeconfig_as(&self, i: usize, creds: Option<&Creds>) -> Result<PathBuf> {
+        let user = creds.map_or("anonymous".to_string(), |c| c.user.replace([':', '/'], "-"));
+        let path = self.dir.path().join(format!("kubeconfig-{i}-{user}"));
+        let server = self.api_url(i);
+        let (ca, user) = match creds {
+            Some(c) => (
+                format!("\n    certificate-authority: {}", c.ca_file().display()),
+                format!(
+                    "\n    client-certificate: {}\n    client-key: {}",
+                    c.cert_file().display(),
+                    c.key_file().display()
+                ),
+            ),
+            None => (String::new(), " {}".to_string()),
+        };
         std::fs::write(
             &path,
             format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: rk\n  cluster:\n    server: {server}\n\
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: rk\n  cluster:\n    server: {server}{ca}\n\
                  contexts:\n- name: rk\n  context:\n    cluster: rk\n    user: rk\n    namespace: default\n\
-                 current-context: rk\nusers:\n- name: rk\n  user: {{}}\n"
+                 current-context: rk\nusers:\n- name: rk\n  user:{user}\n"
             ),
         )?;
         Ok(path)
@@ -624,6 +813,27 @@ impl Cluster {
         };
         let n = self.replicas.len();
         let servers: Vec<String> = (0..n).map(|j| self.api_url((k + j) % n)).collect();
+        // The node's own credentials, as a user gives them: `rk-server certs kubeconfig`.
+        let kubeconfig = if self.opts.insecure {
+            None
+        } else {
+            let path = self.dir.path().join(format!("{name}.kubeconfig"));
+            let out = Command::new(binary("rk-server")?)
+                .args(["certs", "kubeconfig", "--user", &format!("system:node:{name}"), "--group", "system:nodes"])
+                .arg("--pki-dir")
+                .arg(self.pki_dir())
+                .arg("--server")
+                .arg(servers.join(","))
+                .arg("--out")
+                .arg(&path)
+                .output()?;
+            ensure!(
+                out.status.success(),
+                "rk-server certs kubeconfig failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Some(path)
+        };
         let data_dir = self.dir.path().join(&name);
         let log_path = self.dir.path().join(format!("{name}.log"));
         let mut args: Vec<String> = vec![
@@ -644,6 +854,9 @@ impl Cluster {
             "--log-level".into(),
             "info".into(),
         ];
+        if let Some(path) = kubeconfig {
+            args.extend(["--kubeconfig".to_string(), path.display().to_string()]);
+        }
         if runtime == "docker" {
             args.extend(["--docker-network".to_string(), format!("rk-test-{}-{}", self.subnet.0, self.subnet.1)]);
         }
@@ -663,7 +876,7 @@ impl Cluster {
 
     /// The base URL of replica `i`'s Kubernetes API.
     pub fn api_url(&self, i: usize) -> String {
-        format!("http://{}", self.replicas[i].endpoint())
+        format!("{}://{}", self.scheme(), self.replicas[i].endpoint())
     }
 }
 

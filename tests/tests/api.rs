@@ -125,7 +125,7 @@ async fn concurrent_updates_with_one_resource_version_one_wins_the_rest_conflict
 async fn bad_input_gets_a_4xx_status_never_a_500() -> Result<()> {
     let cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
     let base = cluster.api_url(0);
-    let http = HttpClient::new();
+    let http = HttpClient::new(&cluster);
     let cms = format!("{base}/api/v1/namespaces/default/configmaps");
     // (what, url, content type, body, expected code, message fragment)
     type Case<'a> = (&'a str, String, &'a str, Vec<u8>, u16, &'a str);
@@ -277,12 +277,21 @@ async fn bad_input_gets_a_4xx_status_never_a_500() -> Result<()> {
     Ok(())
 }
 
-/// A tiny HTTP/1.1 client for sending exactly the bytes a test wants.
-struct HttpClient;
+/// A tiny HTTP/1.1 client for sending exactly the bytes a test wants: over TLS with
+/// the admin's certificate (or none, for token tests) on a TLS cluster.
+struct HttpClient {
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
 
 impl HttpClient {
-    fn new() -> Self {
-        Self
+    /// Authenticated as the cluster's admin.
+    fn new(cluster: &Cluster) -> Self {
+        Self { tls: cluster.admin.as_ref().map(|c| std::sync::Arc::new(c.rustls(true).expect("admin TLS config"))) }
+    }
+
+    /// With no client certificate: only what a request's own headers (a token) prove.
+    fn without_cert(cluster: &Cluster) -> Self {
+        Self { tls: cluster.admin.as_ref().map(|c| std::sync::Arc::new(c.rustls(false).expect("TLS config"))) }
     }
 
     async fn get(&self, url: &str) -> Result<(u16, String)> {
@@ -302,9 +311,9 @@ impl HttpClient {
         body: Vec<u8>,
     ) -> Result<(u16, String)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let rest = url.strip_prefix("http://").context("http URL")?;
+        let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).context("http(s) URL")?;
         let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let mut stream = tokio::net::TcpStream::connect(host).await?;
+        let mut stream = rk_tests::connect_io(host, self.tls.clone()).await?;
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()
@@ -367,7 +376,7 @@ async fn requests_are_written_to_the_audit_log() -> Result<()> {
         "{created}"
     );
     ensure!(created["sourceIPs"][0].as_str().is_some_and(|ip| ip.starts_with("127.")), "{created}");
-    ensure!(created["user"]["username"] == "system:anonymous", "{created}");
+    ensure!(created["user"]["username"] == "admin", "{created}");
     let got = events.iter().find(|e| e["verb"] == "get" && e["objectRef"]["name"] == "not-there").context("get")?;
     ensure!(got["responseStatus"]["code"] == 404, "{got}");
     Ok(())
@@ -504,6 +513,8 @@ async fn secrets_are_encrypted_at_rest_and_a_key_rotation_re_encrypts_them() -> 
             .args(["secrets", cmd, "--encryption-key-file"])
             .arg(cluster.key_file())
             .args(["--endpoint", &cluster.replicas[2].endpoint()])
+            .arg("--pki-dir")
+            .arg(cluster.pki_dir())
             .output()
             .map_err(anyhow::Error::from)
     };
@@ -578,15 +589,17 @@ async fn with_token(http: &HttpClient, base: &str, method: &str, path: &str, tok
 async fn service_account_tokens_authenticate_and_rbac_decides() -> Result<()> {
     const CMS: &str = "/api/v1/namespaces/default/configmaps";
     let cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
-    let base = format!("http://{}", cluster.replicas[0].client_addr());
+    let base = cluster.api_url(0);
     let base = base.as_str();
-    let http = HttpClient::new();
+    let admin = HttpClient::new(&cluster);
+    let admin = &admin;
+    let http = HttpClient::without_cert(&cluster);
     let http = &http;
     let (code, _) =
-        post_json(http, base, "/api/v1/namespaces/default/serviceaccounts", json!({"metadata": {"name": "bot"}}))
+        post_json(admin, base, "/api/v1/namespaces/default/serviceaccounts", json!({"metadata": {"name": "bot"}}))
             .await?;
     ensure!(code == 201, "{code}");
-    let token = issue_token(http, base).await?;
+    let token = issue_token(admin, base).await?;
     // Only discovery and self reviews until a binding grants more.
     let (code, text) = with_token(http, base, "GET", CMS, &token).await?;
     ensure!(code == 403 && message(&text).contains("User \"system:serviceaccount:default:bot\" cannot list"), "{text}");
@@ -599,7 +612,7 @@ async fn service_account_tokens_authenticate_and_rbac_decides() -> Result<()> {
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
         "subjects": [{"kind": "ServiceAccount", "name": "bot", "namespace": "default"}]});
     let (code, text) =
-        post_json(http, base, "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings", binding).await?;
+        post_json(admin, base, "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings", binding).await?;
     ensure!(code == 201, "{code} {text}");
     let (code, _) = with_token(http, base, "GET", CMS, &token).await?;
     ensure!(code == 200, "view lists: {code}");
@@ -641,14 +654,15 @@ async fn service_account_tokens_authenticate_and_rbac_decides() -> Result<()> {
     let fresh = rk_tests::wait_for("a token of the new key", Duration::from_secs(10), || {
         let old_kid = old_kid.clone();
         async move {
-            let t = issue_token(http, base).await.ok()?;
+            let t = issue_token(admin, base).await.ok()?;
             (t.split('.').next() != Some(old_kid.as_str())).then_some(t)
         }
     })
     .await?;
     let (code, _) = with_token(http, base, "GET", CMS, &token).await?;
     ensure!(code == 200, "the old key still verifies: {code}");
-    secrets(&["prune-keys", "--endpoint", &cluster.replicas[0].endpoint()])?;
+    let pki_dir = cluster.pki_dir().display().to_string();
+    secrets(&["prune-keys", "--endpoint", &cluster.replicas[0].endpoint(), "--pki-dir", &pki_dir])?;
     rk_tests::wait_for("the old token refused", Duration::from_secs(10), || {
         let token = token.clone();
         async move {
@@ -662,7 +676,7 @@ async fn service_account_tokens_authenticate_and_rbac_decides() -> Result<()> {
 
     // The account's deletion ends its tokens.
     let url = format!("{base}/api/v1/namespaces/default/serviceaccounts/bot");
-    let (code, _) = http.send("DELETE", &url, "", Vec::new()).await?;
+    let (code, _) = admin.send("DELETE", &url, "", Vec::new()).await?;
     ensure!(code == 200, "{code}");
     let (code, _) = with_token(http, base, "GET", CMS, &fresh).await?;
     ensure!(code == 401, "a deleted account's token: {code}");
@@ -674,8 +688,8 @@ async fn service_account_tokens_authenticate_and_rbac_decides() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_without_the_key_its_secrets_need_refuses_to_start() -> Result<()> {
     let mut cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
-    let base = format!("http://{}", cluster.replicas[0].client_addr());
-    let http = HttpClient::new();
+    let base = cluster.api_url(0);
+    let http = HttpClient::new(&cluster);
     let body = br#"{"metadata":{"name":"db"},"stringData":{"password":"p"}}"#.to_vec();
     let (code, text) =
         http.send("POST", &format!("{base}/api/v1/namespaces/default/secrets"), "application/json", body).await?;
@@ -702,5 +716,165 @@ async fn a_replica_without_the_key_its_secrets_need_refuses_to_start() -> Result
     })
     .await?;
     ensure!(code == 200 && text.contains("\"password\":\"cA==\""), "{text}");
+    Ok(())
+}
+
+/// A client configuration presenting `cert` (PEM) and trusting `ca` (PEM).
+fn tls_with(ca: &str, cert: Option<(&str, &str)>) -> Result<std::sync::Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from_pem_slice(ca.as_bytes())?)?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let config = match cert {
+        Some((c, k)) => builder.with_client_auth_cert(
+            vec![rustls::pki_types::CertificateDer::from_pem_slice(c.as_bytes())?],
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(k.as_bytes())?,
+        )?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(std::sync::Arc::new(config))
+}
+
+/// The client port: TLS only; requests without credentials get 401 except the public
+/// health and version paths; a certificate from another CA fails the handshake; a user's
+/// certificate is authorized by RBAC (its user and groups); the etcd API needs a client
+/// certificate in system:masters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_port_needs_tls_and_credentials() -> Result<()> {
+    let cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
+    let admin = cluster.admin.clone().context("a TLS cluster has an admin")?;
+    let base = cluster.api_url(0);
+    let addr = cluster.replicas[0].client_addr();
+
+    // No credentials: 401 as a Status, except the public paths.
+    let anonymous = HttpClient { tls: Some(tls_with(&admin.ca_pem, None)?) };
+    let (code, text) = anonymous.get(&format!("{base}/api/v1/namespaces/default/configmaps")).await?;
+    ensure!(code == 401 && text.contains("\"reason\":\"Unauthorized\""), "{code} {text}");
+    let (code, _) = anonymous.get(&format!("{base}/apis")).await?;
+    ensure!(code == 401, "discovery without credentials: {code}");
+    for path in ["/livez", "/readyz", "/healthz", "/version"] {
+        let (code, _) = anonymous.get(&format!("{base}{path}")).await?;
+        ensure!(code == 200, "{path} without credentials: {code}");
+    }
+    // Plain HTTP gets no answer from a TLS port.
+    let plain = rk_tests::http_get(addr, "/version").await;
+    ensure!(!matches!(plain, Ok((200, _))), "plain HTTP was answered: {plain:?}");
+
+    // A certificate from another CA: the handshake fails (the client is told no more).
+    let other = tempfile::tempdir()?;
+    let (foreign, _) = rk_control_plane::pki::Ca::load_or_create(&other.path().join("pki"))?;
+    let leaf = rk_control_plane::pki::Leaf {
+        common_name: "admin".into(),
+        organizations: vec!["system:masters".into()],
+        client: true,
+        validity: Duration::from_secs(600),
+        ..Default::default()
+    };
+    let forged = foreign.issue(&leaf)?;
+    let stranger = HttpClient { tls: Some(tls_with(&admin.ca_pem, Some((&forged.cert_pem, &forged.key_pem)))?) };
+    let refused = stranger.get(&format!("{base}/api/v1/namespaces")).await;
+    ensure!(!matches!(refused, Ok((200, _))), "a foreign CA's certificate was accepted: {refused:?}");
+    // And a server the client does not trust is refused by the client.
+    let untrusting = HttpClient { tls: Some(tls_with(foreign.cert_pem(), None)?) };
+    ensure!(untrusting.get(&format!("{base}/version")).await.is_err(), "a server outside the trusted CA answered");
+
+    // A user's certificate: RBAC decides. `view` in default reads but cannot create.
+    let jane = cluster.issue_creds("jane", &["dev"])?;
+    let as_jane = HttpClient { tls: Some(std::sync::Arc::new(jane.rustls(true)?)) };
+    let cms = format!("{base}/api/v1/namespaces/default/configmaps");
+    let (code, text) = as_jane.get(&cms).await?;
+    ensure!(code == 403 && message(&text).contains("User \"jane\" cannot list"), "{code} {text}");
+    let binding = json!({"metadata": {"name": "dev-view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "Group", "name": "dev", "apiGroup": "rbac.authorization.k8s.io"}]});
+    let (code, text) = post_json(
+        &HttpClient::new(&cluster),
+        &base,
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+        binding,
+    )
+    .await?;
+    ensure!(code == 201, "{code} {text}");
+    let (code, _) = as_jane.get(&cms).await?;
+    ensure!(code == 200, "a view user lists: {code}");
+    let (code, text) =
+        post_json(&as_jane, &base, "/api/v1/namespaces/default/configmaps", json!({"metadata": {"name": "x"}})).await?;
+    ensure!(code == 403 && message(&text).contains("cannot create resource \"configmaps\""), "{code} {text}");
+    // kubectl, as jane, through a kubeconfig with her certificate.
+    let k = rk_tests::kubectl::Kubectl::new(32, cluster.kubeconfig_as(0, Some(&jane))?)?;
+    let out = k.ok(&["auth", "can-i", "create", "configmaps"]).await;
+    ensure!(out.is_err(), "can-i create says yes for a view user: {out:?}");
+    let out = k.ok(&["auth", "can-i", "list", "configmaps"]).await?;
+    ensure!(out.trim() == "yes", "{out}");
+    let out = k.ok(&["auth", "whoami"]).await?;
+    ensure!(out.contains("jane") && out.contains("dev"), "{out}");
+
+    // etcd: no certificate is UNAUTHENTICATED; a user outside system:masters is refused.
+    let opts = etcd_client::ConnectOptions::new().with_tls(
+        etcd_client::TlsOptions::new()
+            .ca_certificate(etcd_client::Certificate::from_pem(&admin.ca_pem))
+            .domain_name("kubernetes.default.svc"),
+    );
+    let mut etcd = rk_tests::connect_etcd(cluster.replicas[0].endpoint(), opts).await?;
+    let err = etcd.get("a", None).await.map(|_| ()).unwrap_err().to_string();
+    ensure!(err.contains("client certificate"), "{err}");
+    let opts = etcd_client::ConnectOptions::new().with_tls(jane.etcd_tls());
+    let mut etcd = rk_tests::connect_etcd(cluster.replicas[0].endpoint(), opts).await?;
+    let err = etcd.get("a", None).await.map(|_| ()).unwrap_err().to_string();
+    ensure!(err.contains("jane may not use the etcd API"), "{err}");
+    let mut etcd = cluster.client(0).await?;
+    etcd.get("a", None).await?;
+    Ok(())
+}
+
+/// Replicas renew their certificates before they expire, without a restart and without
+/// a pause: with certificates that live 6 s (renewed after 4 s), fresh connections keep
+/// succeeding, to every replica, for three lifetimes, and they see new certificates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_renew_while_the_cluster_serves() -> Result<()> {
+    let opts = ClusterOptions { extra_args: vec!["--cert-validity".into(), "6s".into()], ..Default::default() };
+    let cluster = Cluster::start(opts).await?;
+    let admin = cluster.admin.clone().context("a TLS cluster has an admin")?;
+    let tls = std::sync::Arc::new(admin.rustls(true)?);
+    // The serving certificate a fresh connection to replica `i` is shown.
+    let served = |i: usize| {
+        let (addr, tls) = (cluster.replicas[i].client_addr(), tls.clone());
+        async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            let name = rustls::pki_types::ServerName::try_from("kubernetes.default.svc")?;
+            let stream = tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await?;
+            let cert = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).context("no certificate")?;
+            anyhow::Ok(cert.as_ref().to_vec())
+        }
+    };
+    let first = served(0).await?;
+    let start = std::time::Instant::now();
+    let mut n = 0;
+    let mut seen = std::collections::HashSet::new();
+    while start.elapsed() < Duration::from_secs(18) {
+        for i in 0..cluster.replicas.len() {
+            // A new connection each time: each one checks the certificate served now.
+            let mut etcd = cluster.client(i).await.with_context(|| format!("connecting to replica {i} at {n}"))?;
+            etcd.put(format!("renewal/{n}"), "x", None).await.with_context(|| format!("write {n} via replica {i}"))?;
+            let cms: Api<ConfigMap> = Api::namespaced(cluster.kube_client(i).await?, "default");
+            cms.list(&ListParams::default()).await.with_context(|| format!("list {n} via replica {i}"))?;
+            seen.insert(served(i).await?);
+            n += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    ensure!(served(0).await? != first, "replica 1 still serves its first certificate");
+    // Three replicas, each renewed at least twice in 18 s.
+    ensure!(seen.len() >= 9, "only {} distinct serving certificates in 18 s", seen.len());
+    for r in &cluster.replicas {
+        let renewals = r.log().matches("renewed this replica's certificate").count();
+        ensure!(renewals >= 4, "replica {} renewed {renewals} times (client and peer certificates)", r.id);
+    }
+    // Peers kept talking throughout: the cluster still has one leader and takes writes.
+    let mut etcd = cluster.client(0).await?;
+    etcd.put("renewal/after", "y", None).await?;
     Ok(())
 }

@@ -35,10 +35,31 @@ fn key(start: Instant, i: usize) -> String {
 
 const EPOCH: Duration = Duration::from_secs(30);
 
+/// The TLS options of each started cluster's endpoints, so the workload's many
+/// connections (which know only an endpoint) authenticate as that cluster's admin.
+static TLS: parking_lot::Mutex<Vec<(String, etcd_client::TlsOptions)>> = parking_lot::Mutex::new(Vec::new());
+
+/// Starts a cluster and registers its endpoints' credentials for [`connect`].
+async fn start_cluster(opts: ClusterOptions) -> Result<Cluster> {
+    let cluster = Cluster::start(opts).await?;
+    if let Some(creds) = &cluster.admin {
+        let mut tls = TLS.lock();
+        for e in cluster.endpoints() {
+            tls.retain(|(known, _)| *known != e);
+            tls.push((e, creds.etcd_tls()));
+        }
+    }
+    Ok(cluster)
+}
+
 async fn connect(endpoint: &str) -> Option<etcd_client::Client> {
-    let opts = etcd_client::ConnectOptions::new()
-        .with_connect_timeout(Duration::from_millis(500))
-        .with_timeout(Duration::from_secs(2));
+    let tls = TLS.lock().iter().find(|(e, _)| e == endpoint).map(|(_, t)| t.clone());
+    let opts = etcd_client::ConnectOptions::new();
+    let opts = match tls {
+        Some(t) => opts.with_tls(t),
+        None => opts,
+    };
+    let opts = opts.with_connect_timeout(Duration::from_millis(500)).with_timeout(Duration::from_secs(2));
     rk_tests::connect_etcd(endpoint.to_string(), opts).await.ok()
 }
 
@@ -202,7 +223,7 @@ fn signal(pid: u32, sig: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn linearizable_through_kills_partitions_and_pauses() -> Result<()> {
     let seconds: u64 = std::env::var("RK_CHAOS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    let mut cluster = Cluster::start(ClusterOptions { replicas: 3, ..Default::default() }).await?;
+    let mut cluster = start_cluster(ClusterOptions { replicas: 3, ..Default::default() }).await?;
     let endpoints = cluster.endpoints();
     let w = Workload::start(&endpoints).await?;
 
@@ -437,7 +458,7 @@ fn crashed_at_point(cluster: &mut Cluster) -> Option<usize> {
 }
 
 async fn crash_at(point: &str, count: u64) -> Result<()> {
-    let mut cluster = Cluster::start(armed(point, count)).await?;
+    let mut cluster = start_cluster(armed(point, count)).await?;
     let endpoints = cluster.endpoints();
     let w = Workload::start(&endpoints).await?;
 
@@ -516,7 +537,7 @@ async fn the_checks_catch_a_server_that_acknowledges_before_its_log_is_durable()
         env: vec![("RK_PLANTED_BUGS".into(), "lazy-sync".into())],
         ..Default::default()
     };
-    let mut cluster = Cluster::start(opts).await?;
+    let mut cluster = start_cluster(opts).await?;
     let endpoints = cluster.endpoints();
     let w = Workload::start(&endpoints).await?;
     // Enough acknowledged writes that some sit in the unsynced tails.
@@ -552,7 +573,7 @@ async fn the_checks_catch_a_server_that_acknowledges_before_its_log_is_durable()
 async fn crash_while_installing_a_snapshot() -> Result<()> {
     let mut opts = armed("snapshot-install", 1);
     opts.env.clear();
-    let mut cluster = Cluster::start(opts).await?;
+    let mut cluster = start_cluster(opts).await?;
     let endpoints = cluster.endpoints();
     let leader = cluster.wait_leader(Duration::from_secs(20)).await?;
     let follower = (leader + 1) % 3;
@@ -592,7 +613,7 @@ async fn crash_while_installing_a_snapshot() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checker_catches_stale_reads() -> Result<()> {
-    let cluster = Cluster::start(ClusterOptions { replicas: 3, ..Default::default() }).await?;
+    let cluster = start_cluster(ClusterOptions { replicas: 3, ..Default::default() }).await?;
     let leader = cluster.wait_leader_among(&[0, 1, 2], Duration::from_secs(10)).await?;
     let follower = (leader + 1) % 3;
     let start = Instant::now();

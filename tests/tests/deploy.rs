@@ -70,7 +70,31 @@ impl Project {
         let port = self.compose_ok(&["port", service, "2379"])?;
         let addr = port.trim();
         ensure!(!addr.is_empty(), "{service} publishes no client port");
-        Ok(format!("http://{addr}"))
+        Ok(format!("https://{addr}"))
+    }
+
+    /// A client for `service`'s published client port, authenticated as the admin with
+    /// the kubeconfig `rk-server certs kubeconfig` prints in that replica (as a user
+    /// gets it).
+    async fn client(&self, service: &str) -> Result<kube::Client> {
+        let url = self.api_url(service)?;
+        let text = self.compose_ok(&[
+            "exec",
+            "-T",
+            service,
+            "rk-server",
+            "certs",
+            "kubeconfig",
+            "--pki-dir",
+            "/etc/rk/keys/pki",
+            "--server",
+            &url,
+            "--out",
+            "-",
+        ])?;
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&text)?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+        Ok(kube::Client::try_from(config)?)
     }
 
     fn container(&self, service: &str) -> Result<String> {
@@ -90,11 +114,6 @@ impl Drop for Project {
         let _ = self.compose(&["down", "-v", "--remove-orphans", "-t", "1"]);
         let _ = Command::new("docker").args(["image", "rm", "-f", &self.image]).output();
     }
-}
-
-async fn client(url: &str) -> Result<kube::Client> {
-    let config = kube::Config::new(url.parse()?);
-    Ok(kube::Client::try_from(config)?)
 }
 
 /// The node and uid of a Running pod that is not being deleted.
@@ -139,7 +158,12 @@ async fn compose_cluster_survives_losing_a_replica_and_a_node() -> Result<()> {
 }
 
 async fn scenario(project: &Project) -> Result<()> {
-    let first = client(&project.api_url("server-1")?).await?;
+    let first = project.client("server-1").await?;
+    // A client per replica, to ask each for its metrics.
+    let mut replicas = Vec::new();
+    for service in ["server-1", "server-2", "server-3"] {
+        replicas.push((service, project.client(service).await?));
+    }
     let nodes: Api<Node> = Api::all(first.clone());
     wait_for("three Ready nodes", Duration::from_secs(60), || async {
         let list = nodes.list(&ListParams::default()).await.ok()?;
@@ -175,11 +199,11 @@ async fn scenario(project: &Project) -> Result<()> {
     // controllers move to a new leader, which must take over the running pods, not replace
     // them (a new leader that acted on caches it had not filled yet once deleted them all).
     let leader = wait_for("a leader among the replicas", Duration::from_secs(30), || async {
-        for service in ["server-1", "server-2", "server-3"] {
-            let addr = project.api_url(service).ok()?.trim_start_matches("http://").parse().ok()?;
-            let (_, metrics) = rk_tests::http_get(addr, "/metrics").await.ok()?;
+        for (service, c) in &replicas {
+            let req = http::Request::get("/metrics").body(Vec::new()).ok()?;
+            let metrics = c.request_text(req).await.ok()?;
             if metrics.lines().any(|l| l.starts_with("rk_raft_is_leader") && l.ends_with(" 1")) {
-                return Some(service);
+                return Some(*service);
             }
         }
         None
@@ -188,7 +212,7 @@ async fn scenario(project: &Project) -> Result<()> {
     let survivor = if leader == "server-1" { "server-2" } else { "server-1" };
     let killed = Command::new("docker").args(["kill", &project.container(leader)?]).output()?;
     ensure!(killed.status.success(), "docker kill {leader}: {}", String::from_utf8_lossy(&killed.stderr));
-    let other = client(&project.api_url(survivor)?).await?;
+    let other = project.client(survivor).await?;
     let pods: Api<Pod> = Api::namespaced(other.clone(), "default");
     let nodes: Api<Node> = Api::all(other.clone());
     wait_for("a write through a survivor after the leader died", Duration::from_secs(30), || async {

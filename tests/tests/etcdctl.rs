@@ -7,11 +7,15 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
-fn etcdctl(endpoints: &str) -> Result<Command> {
+/// etcdctl for `cluster`'s `endpoints`, with the admin's client certificate.
+fn etcdctl(cluster: &Cluster, endpoints: &str) -> Result<Command> {
     let bin =
         which("etcdctl").context("etcdctl is not installed (apt-get install etcd-client); .ci/run installs it")?;
     let mut cmd = Command::new(bin);
     cmd.env("ETCDCTL_API", "3").arg("--endpoints").arg(endpoints).arg("--command-timeout=10s");
+    if let Some(c) = &cluster.admin {
+        cmd.arg("--cacert").arg(c.ca_file()).arg("--cert").arg(c.cert_file()).arg("--key").arg(c.key_file());
+    }
     Ok(cmd)
 }
 
@@ -19,8 +23,8 @@ fn which(name: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| std::path::Path::new(d).join(name)).find(|p| p.exists())
 }
 
-async fn run(endpoints: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
-    let mut cmd = etcdctl(endpoints)?;
+async fn run(cluster: &Cluster, endpoints: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
+    let mut cmd = etcdctl(cluster, endpoints)?;
     cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
     if let Some(input) = stdin {
@@ -46,15 +50,18 @@ async fn etcdctl_works_against_rk() -> Result<()> {
     let one = cluster.replicas[1].endpoint();
 
     // put / get --prefix / del
-    assert_eq!(run(&all, &["put", "app/a", "1"], None).await?.trim(), "OK");
-    assert_eq!(run(&one, &["put", "app/b", "2"], None).await?.trim(), "OK");
-    assert_eq!(run(&all, &["get", "app/", "--prefix"], None).await?, "app/a\n1\napp/b\n2\n");
-    assert_eq!(run(&all, &["get", "app/", "--prefix", "--keys-only"], None).await?.split_whitespace().count(), 2);
-    assert_eq!(run(&all, &["del", "app/a"], None).await?.trim(), "1");
-    assert_eq!(run(&all, &["get", "app/a"], None).await?, "");
+    assert_eq!(run(&cluster, &all, &["put", "app/a", "1"], None).await?.trim(), "OK");
+    assert_eq!(run(&cluster, &one, &["put", "app/b", "2"], None).await?.trim(), "OK");
+    assert_eq!(run(&cluster, &all, &["get", "app/", "--prefix"], None).await?, "app/a\n1\napp/b\n2\n");
+    assert_eq!(
+        run(&cluster, &all, &["get", "app/", "--prefix", "--keys-only"], None).await?.split_whitespace().count(),
+        2
+    );
+    assert_eq!(run(&cluster, &all, &["del", "app/a"], None).await?.trim(), "1");
+    assert_eq!(run(&cluster, &all, &["get", "app/a"], None).await?, "");
 
     // watch: start it, write, read what it prints.
-    let mut watch = etcdctl(&one)?;
+    let mut watch = etcdctl(&cluster, &one)?;
     watch.args(["watch", "w/", "--prefix"]).stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true);
     let mut watch = watch.spawn()?;
     let mut lines = BufReader::new(watch.stdout.take().context("watch stdout")?).lines();
@@ -67,9 +74,9 @@ async fn etcdctl_works_against_rk() -> Result<()> {
             bail!("etcdctl watch printed only {seen:?}");
         }
         n += 1;
-        run(&all, &["put", "w/k", &format!("v{n}")], None).await?;
+        run(&cluster, &all, &["put", "w/k", &format!("v{n}")], None).await?;
         if n >= 3 {
-            run(&all, &["del", "w/k"], None).await?;
+            run(&cluster, &all, &["del", "w/k"], None).await?;
         }
         while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await {
             seen.push(line);
@@ -79,38 +86,41 @@ async fn etcdctl_works_against_rk() -> Result<()> {
     let _ = watch.kill().await;
 
     // txn: compare-and-swap in etcdctl's interactive syntax.
-    run(&all, &["put", "cas", "old"], None).await?;
-    let out = run(&all, &["txn"], Some("value(\"cas\") = \"old\"\n\nput cas new\n\nput cas other\n\n")).await?;
+    run(&cluster, &all, &["put", "cas", "old"], None).await?;
+    let out =
+        run(&cluster, &all, &["txn"], Some("value(\"cas\") = \"old\"\n\nput cas new\n\nput cas other\n\n")).await?;
     assert!(out.starts_with("SUCCESS"), "{out}");
-    assert_eq!(run(&all, &["get", "cas", "--print-value-only"], None).await?.trim(), "new");
-    let out = run(&all, &["txn"], Some("value(\"cas\") = \"old\"\n\nput cas new2\n\nput cas other\n\n")).await?;
+    assert_eq!(run(&cluster, &all, &["get", "cas", "--print-value-only"], None).await?.trim(), "new");
+    let out =
+        run(&cluster, &all, &["txn"], Some("value(\"cas\") = \"old\"\n\nput cas new2\n\nput cas other\n\n")).await?;
     assert!(out.starts_with("FAILURE"), "{out}");
-    assert_eq!(run(&all, &["get", "cas", "--print-value-only"], None).await?.trim(), "other");
+    assert_eq!(run(&cluster, &all, &["get", "cas", "--print-value-only"], None).await?.trim(), "other");
 
     // lease grant / put --lease / keep-alive --once / timetolive
-    let out = run(&all, &["lease", "grant", "30"], None).await?;
+    let out = run(&cluster, &all, &["lease", "grant", "30"], None).await?;
     let id = out.split_whitespace().nth(1).context("lease id")?.to_string();
-    run(&all, &["put", "leased", "v", "--lease", &id], None).await?;
-    let out = run(&one, &["lease", "keep-alive", "--once", &id], None).await?;
+    run(&cluster, &all, &["put", "leased", "v", "--lease", &id], None).await?;
+    let out = run(&cluster, &one, &["lease", "keep-alive", "--once", &id], None).await?;
     assert!(out.contains("keepalived with TTL(30)"), "{out}");
-    let out = run(&all, &["lease", "timetolive", &id, "--keys"], None).await?;
+    let out = run(&cluster, &all, &["lease", "timetolive", &id, "--keys"], None).await?;
     assert!(out.contains("attached keys([leased])"), "{out}");
-    run(&all, &["lease", "revoke", &id], None).await?;
-    assert_eq!(run(&all, &["get", "leased"], None).await?, "");
+    run(&cluster, &all, &["lease", "revoke", &id], None).await?;
+    assert_eq!(run(&cluster, &all, &["get", "leased"], None).await?, "");
 
     // member list / endpoint status
-    let out = run(&all, &["member", "list"], None).await?;
+    let out = run(&cluster, &all, &["member", "list"], None).await?;
     assert_eq!(out.lines().count(), 3, "{out}");
+    let c = &cluster;
     let status = wait_for("every endpoint to report a leader", Duration::from_secs(10), || {
         let all = all.clone();
         async move {
-            let out = run(&all, &["endpoint", "status", "-w", "json"], None).await.ok()?;
+            let out = run(c, &all, &["endpoint", "status", "-w", "json"], None).await.ok()?;
             (out.matches("\"leader\":").count() == 3 && !out.contains("\"leader\":0")).then_some(out)
         }
     })
     .await?;
     assert!(status.contains("\"raft_term\""), "{status}");
-    let health = run(&all, &["endpoint", "health"], None).await;
+    let health = run(&cluster, &all, &["endpoint", "health"], None).await;
     // etcdctl 3.4's health check reads a key; it must succeed on every replica.
     assert!(health.is_ok(), "{health:?}");
     Ok(())
@@ -137,6 +147,8 @@ async fn backups_restore_into_a_new_cluster_with_their_history() -> Result<()> {
     let endpoint = source.endpoints()[2].clone();
     let out = std::process::Command::new(&rk_server)
         .args(["snapshot", "save", "--endpoint", &endpoint])
+        .arg("--pki-dir")
+        .arg(source.pki_dir())
         .arg(&rk_file)
         .output()?;
     let said = String::from_utf8_lossy(&out.stdout);
@@ -144,7 +156,7 @@ async fn backups_restore_into_a_new_cluster_with_their_history() -> Result<()> {
     // Saved through a follower or the leader alike: everything acknowledged is in it.
     anyhow::ensure!(said.contains("at revision"), "{said}");
     let etcdctl_file = dir.path().join("etcdctl.backup");
-    run(&endpoint, &["snapshot", "save", etcdctl_file.to_str().context("path")?], None).await?;
+    run(&source, &endpoint, &["snapshot", "save", etcdctl_file.to_str().context("path")?], None).await?;
 
     let restored =
         Cluster::start(ClusterOptions { restore_from: Some(etcdctl_file.clone()), ..Default::default() }).await?;
@@ -157,7 +169,7 @@ async fn backups_restore_into_a_new_cluster_with_their_history() -> Result<()> {
     anyhow::ensure!(got(old).as_deref() == Some("0"), "the history was not restored");
     let next = r.put("b/new", "y", None).await?.header().map(|h| h.revision()).unwrap_or(0);
     anyhow::ensure!(next > backup_revision, "a write after the restore got revision {next} <= {backup_revision}");
-    let members = run(&restored.endpoints()[0], &["member", "list"], None).await?;
+    let members = run(&restored, &restored.endpoints()[0], &["member", "list"], None).await?;
     anyhow::ensure!(members.lines().count() == 3, "{members}");
 
     let restore = |file: &std::path::Path, data_dir: &std::path::Path| {

@@ -169,8 +169,9 @@ async fn drive(minor: u32) -> Result<()> {
     let out = k.run(&["apply", "-f", "-"], Some(unknown)).await?;
     ensure!(out.code == 1 && out.stderr.contains("unknown field \"datta\""), "{out:?}");
 
-    // Access reviews: rk authorizes nothing yet, and says so rather than 404 (1.32 sends
-    // the reviews as protobuf; 1.27 asks authentication.k8s.io/v1beta1 for whoami).
+    // Access reviews as the admin of the kubeconfig (a client certificate in
+    // system:masters; 1.32 sends the reviews as protobuf; 1.27 asks
+    // authentication.k8s.io/v1beta1 for whoami).
     let out = k.ok(&["auth", "can-i", "delete", "deployments", "-n", "kube-system"]).await?;
     ensure!(out.trim() == "yes", "{out}");
     let out = k.ok(&["auth", "can-i", "get", "/healthz"]).await?;
@@ -178,7 +179,7 @@ async fn drive(minor: u32) -> Result<()> {
     let out = k.ok(&["auth", "can-i", "--list"]).await?;
     ensure!(out.lines().nth(1).is_some_and(|l| l.starts_with("*.*")), "{out}");
     let out = k.ok(&["auth", "whoami"]).await?;
-    ensure!(out.contains("system:anonymous"), "{out}");
+    ensure!(out.contains("admin") && out.contains("system:masters"), "{out}");
 
     // RBAC: the default roles exist, a binding grants one, and a request that impersonates
     // a user (`--as`) is authorized as that user, reviews included.

@@ -17,7 +17,8 @@ async fn the_python_kubernetes_client_works_against_rk() -> Result<()> {
     let mut cluster = Cluster::start(ClusterOptions::default()).await?;
     cluster.start_agent("hollow", &["--count", "3"])?;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/k8s_client.py");
-    let run = tokio::process::Command::new("python3").arg(&script).arg(cluster.api_url(1)).kill_on_drop(true).output();
+    let run =
+        tokio::process::Command::new("python3").arg(&script).arg(cluster.kubeconfig(1)?).kill_on_drop(true).output();
     let out = tokio::time::timeout(Duration::from_secs(120), run).await.context("the Python client test hung")??;
     ensure!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).trim_end().ends_with("ok"),

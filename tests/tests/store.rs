@@ -62,12 +62,14 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_write() -> Result<(
     for w in 0..8 {
         let endpoints = endpoints.clone();
         let stop = stop.clone();
+        let base_opts = cluster.etcd_options();
         writers.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let ep = &endpoints[(w + n as usize) % endpoints.len()];
-                let opts = etcd_client::ConnectOptions::new()
+                let opts = base_opts
+                    .clone()
                     .with_connect_timeout(Duration::from_millis(300))
                     .with_timeout(Duration::from_secs(3));
                 if let Ok(mut c) = etcd_client::Client::connect([ep], Some(opts)).await {
@@ -416,7 +418,9 @@ async fn oversized_requests_are_refused_with_a_clear_error() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_the_peer_port_does_not_hurt_a_replica() -> Result<()> {
     use rk_proto_free::*;
-    let cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
+    // An --insecure-dev peer port parses what arrives; a TLS one never lets these bytes
+    // through its handshake (`peers_without_a_valid_certificate_cannot_send_raft_messages`).
+    let cluster = Cluster::start(ClusterOptions { replicas: 1, insecure: true, ..Default::default() }).await?;
     let peer = std::net::SocketAddr::new(cluster.replicas[0].ip, rk_tests::PEER_PORT);
     // Raw bytes that are not HTTP/2 at all.
     send_raw(peer, &[0xde, 0xad, 0xbe, 0xef].repeat(10_000)).await;
@@ -426,6 +430,81 @@ async fn garbage_on_the_peer_port_does_not_hurt_a_replica() -> Result<()> {
     let mut c = cluster.client(0).await?;
     c.put("still", "alive", None).await?;
     assert_eq!(get(&mut c, "still", false).await?.as_deref(), Some("alive"));
+    Ok(())
+}
+
+/// The peer port is mutual TLS: plain connections, certificates of another CA, CA-signed
+/// certificates that name no replica, and a replica's certificate used to speak for
+/// another replica are all refused before a raft message is stepped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_without_a_valid_certificate_cannot_send_raft_messages() -> Result<()> {
+    use rk_control_plane::pki::{self, Ca, Leaf};
+    let cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
+    let peer = std::net::SocketAddr::new(cluster.replicas[0].ip, rk_tests::PEER_PORT);
+    let ca = Ca::load(&cluster.pki_dir())?;
+    // A raft heartbeat (MsgHeartbeat to replica 1) as raft-rs encodes it: bytes a real
+    // replica would step, so only the certificate checks can stop them.
+    let heartbeat = vec![0x08, 0x08, 0x10, 0x01, 0x18, 0x01];
+    let dial = |tls: Option<rustls::ClientConfig>| async move {
+        let dialer = rk_control_plane::tls::Dialer { tls: tls.map(std::sync::Arc::new), local_ip: None };
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{peer}"))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5));
+        anyhow::Ok(dialer.channel(endpoint, &pki::peer_name(1)).await?)
+    };
+    // A client trusting the cluster CA (so it talks to the replica) presenting a
+    // certificate `issuer` made for `leaf`.
+    let client_cert = |issuer: &Ca, leaf: Leaf| -> Result<rustls::ClientConfig> {
+        let issued = issuer.issue(&leaf)?;
+        let cert = pki::FixedCert(std::sync::Arc::new(pki::certified_key(&issued.cert_pem, &issued.key_pem)?));
+        Ok(pki::client_config(ca.roots()?, Some(std::sync::Arc::new(cert)))?)
+    };
+    let peer_leaf = |id: u64| Leaf {
+        common_name: pki::peer_name(id),
+        dns_names: vec![pki::peer_name(id)],
+        client: true,
+        server: true,
+        validity: Duration::from_secs(600),
+        ..Default::default()
+    };
+
+    // Plain TCP: no TLS handshake, no answer.
+    if let Ok(channel) = dial(None).await {
+        let sent = rk_proto_free::send_batch(channel, 2, vec![heartbeat.clone()]).await;
+        anyhow::ensure!(sent.is_err(), "plain gRPC reached the peer port");
+    }
+    // Another CA's replica certificate: the handshake fails.
+    let other = tempfile::tempdir()?;
+    let (foreign, _) = Ca::load_or_create(&other.path().join("pki"))?;
+    if let Ok(channel) = dial(Some(client_cert(&foreign, peer_leaf(2))?)).await {
+        let sent = rk_proto_free::send_batch(channel, 2, vec![heartbeat.clone()]).await;
+        anyhow::ensure!(sent.is_err(), "a foreign CA's certificate reached the peer port");
+    }
+    // The cluster CA's client certificate for a user (no replica name): dropped.
+    let user = Leaf {
+        common_name: "admin".into(),
+        organizations: vec!["system:masters".into()],
+        client: true,
+        validity: Duration::from_secs(600),
+        ..Default::default()
+    };
+    if let Ok(channel) = dial(Some(client_cert(&ca, user)?)).await {
+        let sent = rk_proto_free::send_batch(channel, 2, vec![heartbeat.clone()]).await;
+        anyhow::ensure!(sent.is_err(), "a user's certificate reached the peer port");
+    }
+    // Replica 7's certificate speaking as replica 2: PERMISSION_DENIED.
+    let channel = dial(Some(client_cert(&ca, peer_leaf(7))?)).await?;
+    let sent = rk_proto_free::send_batch(channel, 2, vec![heartbeat.clone()]).await;
+    let status = sent.err().context("replica 7 spoke as replica 2")?;
+    anyhow::ensure!(status.code() == tonic::Code::PermissionDenied, "{status:?}");
+    anyhow::ensure!(status.message().contains("names replica 7"), "{status:?}");
+
+    // The replica never noticed.
+    let mut c = cluster.client(0).await?;
+    c.put("still", "alive", None).await?;
+    assert_eq!(get(&mut c, "still", false).await?.as_deref(), Some("alive"));
+    let log = cluster.replicas[0].log();
+    anyhow::ensure!(log.contains("certificate names no replica"), "{log}");
     Ok(())
 }
 
@@ -443,7 +522,19 @@ mod rk_proto_free {
 
     /// Sends one `rk.peer.v1.Peer/Raft` call carrying a `RaftBatch{from: 9, messages}`.
     pub async fn send_grpc_batch(addr: std::net::SocketAddr, messages: Vec<Vec<u8>>) {
-        let mut batch = vec![0x08, 0x09];
+        let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")) else { return };
+        let Ok(channel) = channel.connect().await else { return };
+        let _ = send_batch(channel, 9, messages).await;
+    }
+
+    /// One `rk.peer.v1.Peer/Raft` call on `channel` carrying `RaftBatch{from, messages}`
+    /// (`from` below 128); the call's status.
+    pub async fn send_batch(
+        channel: tonic::transport::Channel,
+        from: u8,
+        messages: Vec<Vec<u8>>,
+    ) -> Result<(), tonic::Status> {
+        let mut batch = vec![0x08, from];
         for m in messages {
             batch.push(0x12);
             let mut n = m.len();
@@ -457,17 +548,14 @@ mod rk_proto_free {
         let mut frame = vec![0u8];
         frame.extend_from_slice(&(batch.len() as u32).to_be_bytes());
         frame.extend(batch);
-        let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")) else { return };
-        let Ok(channel) = channel.connect().await else { return };
         let mut client = tonic::client::Grpc::new(channel);
-        if client.ready().await.is_err() {
-            return;
-        }
+        client.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
         let path = http::uri::PathAndQuery::from_static("/rk.peer.v1.Peer/Raft");
         let body = futures::stream::iter(vec![bytes::Bytes::from(frame)]);
-        let _ = client
+        client
             .client_streaming::<_, bytes::Bytes, bytes::Bytes, _>(tonic::Request::new(body), path, RawCodec)
-            .await;
+            .await
+            .map(|_| ())
     }
 
     /// Passes bytes through untouched (the frame is built by hand above).

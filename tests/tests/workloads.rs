@@ -302,9 +302,9 @@ async fn rollout_survives_a_rolling_restart_of_the_control_plane() -> Result<()>
     deploys.patch("roll", &PatchParams::default(), &Patch::Strategic(patch)).await?;
     for i in 0..3 {
         cluster.restart(i)?;
-        let addr = cluster.replicas[i].client_addr();
-        wait_for("the restarted replica serving", Duration::from_secs(20), || async {
-            let (code, _) = rk_tests::http_get(addr, "/readyz").await.ok()?;
+        let c = &cluster;
+        wait_for("the restarted replica serving", Duration::from_secs(20), || async move {
+            let (code, _) = c.get(i, "/readyz").await.ok()?;
             (code == 200).then_some(())
         })
         .await?;

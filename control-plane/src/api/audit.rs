@@ -19,7 +19,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -161,7 +160,7 @@ pub async fn layer(State(audit): State<Arc<AuditLog>>, req: Request, next: Next)
     let received = super::meta::now_micro();
     let method = req.method().clone();
     let uri = req.uri().clone();
-    let source = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let source = req.extensions().get::<ConnectInfo<crate::tls::Conn>>().map(|c| c.0.addr.ip().to_string());
     let agent = req.headers().get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(String::from);
     let impersonated = super::rbac::Identity::impersonated(req.headers()).ok().flatten();
     let mut resp = next.run(req).await;

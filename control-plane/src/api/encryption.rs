@@ -404,15 +404,15 @@ pub fn prune_keys(path: &Path) -> Result<Vec<String>, KeyFileError> {
 
 /// How many Secrets in a running cluster are sealed with each key (`None`: not sealed),
 /// read through the etcd API at `endpoint`.
-pub async fn key_usage(endpoint: &str) -> Result<std::collections::BTreeMap<Option<String>, usize>, String> {
+/// `pki_dir`: the cluster CA, to authenticate to a TLS replica.
+pub async fn key_usage(
+    endpoint: &str,
+    pki_dir: Option<&std::path::Path>,
+) -> Result<std::collections::BTreeMap<Option<String>, usize>, String> {
     use rk_proto::etcdserverpb::RangeRequest;
     use rk_proto::etcdserverpb::kv_client::KvClient;
-    let url = if endpoint.contains("://") { endpoint.to_string() } else { format!("http://{endpoint}") };
-    let channel = tonic::transport::Endpoint::from_shared(url.clone())
-        .map_err(|e| format!("{url}: {e}"))?
-        .connect()
-        .await
-        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let url = endpoint.to_string();
+    let channel = crate::tls::tool_channel(endpoint, pki_dir).await?;
     let mut client = KvClient::new(channel).max_decoding_message_size(256 * 1024 * 1024);
     let prefix = bytes::Bytes::from_static(SECRETS_PREFIX.as_bytes());
     let end = crate::store::mvcc::prefix_end(&prefix);

@@ -20,7 +20,8 @@
 use super::error::ApiError;
 use super::rest::Api;
 use super::store::Freshness;
-use axum::extract::{Request, State};
+use crate::tls::Conn;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method};
@@ -30,6 +31,8 @@ use std::collections::HashMap;
 
 /// Members of this group may do anything (Kubernetes' privileged group).
 pub const MASTERS: &str = "system:masters";
+/// The group node agents' certificates are in.
+pub const NODES: &str = "system:nodes";
 const AUTHENTICATED: &str = "system:authenticated";
 const UNAUTHENTICATED: &str = "system:unauthenticated";
 const ANONYMOUS: &str = "system:anonymous";
@@ -67,7 +70,7 @@ impl Identity {
         Ok(Some(Identity::with_implied_groups(user, groups)))
     }
 
-    fn with_implied_groups(user: String, mut groups: Vec<String>) -> Identity {
+    pub(crate) fn with_implied_groups(user: String, mut groups: Vec<String>) -> Identity {
         let mut add = |g: String| {
             if !groups.contains(&g) {
                 groups.push(g);
@@ -408,16 +411,43 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
-/// Who a request acts as: `None` for a request without credentials (allowed everything
-/// until authentication is required); the ServiceAccount a bearer token proves (a bad
-/// token is `Unauthorized`); or whom it impersonates, if the caller may (a caller
-/// without credentials may impersonate anyone; an authenticated one needs RBAC's
-/// `impersonate` on those users, groups or service accounts).
-pub async fn caller(api: &Api, headers: &HeaderMap) -> Result<Option<Identity>, ApiError> {
-    let authenticated = match bearer(headers) {
-        Some(token) => Some(super::tokens::authenticate(api, token).await?),
-        None => None,
+/// The connection a request came on (its client certificate's identity, whether TLS).
+pub fn conn_of(req: &Request) -> Option<Conn> {
+    req.extensions().get::<ConnectInfo<Conn>>().map(|c| c.0.clone())
+}
+
+/// Paths anyone may read without credentials (Kubernetes' `system:public-info-viewer`,
+/// and etcd's health check).
+const PUBLIC_PATHS: &[&str] = &["/livez", "/readyz", "/healthz", "/version", "/version/", "/health"];
+
+/// Whether `path` is one anyone may read without credentials.
+pub fn is_public(path: &str) -> bool {
+    PUBLIC_PATHS.contains(&path) || path.starts_with("/livez/") || path.starts_with("/readyz/")
+}
+
+/// Who a request acts as: the user its client certificate names (verified in the TLS
+/// handshake), else the ServiceAccount its bearer token proves (a bad token is
+/// `Unauthorized`); or whom it impersonates, if the caller may (an authenticated caller
+/// needs RBAC's `impersonate` on those users, groups or service accounts). `None` for a
+/// request without credentials: refused on a TLS connection unless its path is public,
+/// allowed everything on an `--insecure-dev` one (where a caller without credentials may
+/// also impersonate anyone).
+pub async fn caller(
+    api: &Api,
+    headers: &HeaderMap,
+    conn: Option<&Conn>,
+    path: &str,
+) -> Result<Option<Identity>, ApiError> {
+    // Client certificates first, then tokens: kube-apiserver's order.
+    let authenticated = match (conn.and_then(|c| c.identity.as_ref()), bearer(headers)) {
+        (Some(cert), _) => Some(cert.clone()),
+        (None, Some(token)) => Some(super::tokens::authenticate(api, token).await?),
+        (None, None) => None,
     };
+    if authenticated.is_none() && conn.is_some_and(|c| c.tls) && !is_public(path) {
+        tracing::debug!(path, "refused a request without credentials");
+        return Err(ApiError::Unauthorized);
+    }
     let Some(target) = Identity::impersonated(headers)? else { return Ok(authenticated) };
     let Some(who) = authenticated else { return Ok(Some(target)) };
     let policy = Policy::load(api).await?;
@@ -443,7 +473,8 @@ pub async fn caller(api: &Api, headers: &HeaderMap) -> Result<Option<Identity>, 
 /// allows the user it acts as to make it. That user rides on the answer's extensions for
 /// the audit log.
 pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response {
-    let id = match caller(&api, req.headers()).await {
+    let conn = conn_of(&req);
+    let id = match caller(&api, req.headers(), conn.as_ref(), req.uri().path()).await {
         Ok(Some(id)) => id,
         Ok(None) => return next.run(req).await,
         Err(e) => return e.into_response(),
@@ -600,6 +631,32 @@ fn admin_rules() -> Vec<Value> {
     rules
 }
 
+/// What a node agent does (Kubernetes' bootstrap `system:node` role, for what rk
+/// serves): register and update its Node and Lease, read what its pods need, report pod
+/// status and events.
+fn node_rules() -> Vec<Value> {
+    vec![
+        rule(&[READ, &["create", "delete", "patch", "update"]].concat(), &[""], &["nodes"]),
+        rule(&["patch", "update"], &[""], &["nodes/status"]),
+        rule(&[READ, &["create", "delete"]].concat(), &[""], &["pods"]),
+        rule(&["patch", "update"], &[""], &["pods/status"]),
+        rule(&["create"], &[""], &["pods/eviction"]),
+        rule(
+            READ,
+            &[""],
+            &["configmaps", "secrets", "services", "endpoints", "persistentvolumeclaims", "persistentvolumes"],
+        ),
+        rule(&["get"], &[""], &["serviceaccounts"]),
+        rule(&["create"], &[""], &["serviceaccounts/token"]),
+        rule(&[READ, &["create", "patch", "update"]].concat(), &["", "events.k8s.io"], &["events"]),
+        rule(&[READ, &["create", "delete", "patch", "update"]].concat(), &["coordination.k8s.io"], &["leases"]),
+        rule(READ, &["discovery.k8s.io"], &["endpointslices"]),
+        rule(READ, &["networking.k8s.io"], &["ingresses", "ingressclasses"]),
+        rule(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
+        rule(&["create"], &["authorization.k8s.io"], &["subjectaccessreviews", "localsubjectaccessreviews"]),
+    ]
+}
+
 /// The default ClusterRoles and ClusterRoleBindings (Kubernetes' bootstrap policy).
 pub fn bootstrap_objects() -> Vec<Value> {
     let meta = |name: &str| {
@@ -631,7 +688,11 @@ pub fn bootstrap_objects() -> Vec<Value> {
         role("system:basic-user", reviews),
         role("system:discovery", vec![url_rule(&["get"], &discovery)]),
         role("system:public-info-viewer", vec![url_rule(&["get"], &public)]),
+        role("system:node", node_rules()),
         binding("cluster-admin", &[MASTERS]),
+        // Kubernetes leaves `system:node` unbound and restricts nodes with its Node
+        // authorizer; until rk has one, nodes get the role through their group.
+        binding("system:node", &[NODES]),
         binding("system:basic-user", &[AUTHENTICATED]),
         binding("system:discovery", &[AUTHENTICATED]),
         binding("system:public-info-viewer", &[AUTHENTICATED, UNAUTHENTICATED]),

@@ -152,7 +152,8 @@ pub fn discovery_group(group: &str) -> Value {
 
 /// Everything under `/apis/authorization.k8s.io` and `/apis/authentication.k8s.io`.
 pub async fn handle(State(server): State<Arc<super::ApiServer>>, req: Request) -> Response {
-    let caller = match super::rbac::caller(&server.api, req.headers()).await {
+    let conn = super::rbac::conn_of(&req);
+    let caller = match super::rbac::caller(&server.api, req.headers(), conn.as_ref(), req.uri().path()).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };

@@ -16,6 +16,7 @@
 
 use super::node::Command;
 use super::wire;
+use crate::tls::{Dialer, PeerCert};
 use crossbeam_channel::Sender as CmdSender;
 use parking_lot::Mutex;
 use protobuf::Message as _;
@@ -49,10 +50,10 @@ struct PeerLink {
 /// The sending half: implements [`super::node::Transport`].
 pub struct GrpcTransport {
     id: u64,
-    /// Source address for connections to peers: the peer port's own address, so a
-    /// replica on a multi-homed host (or its own loopback address) is seen by peers
-    /// as the address it advertises.
-    local_ip: Option<std::net::IpAddr>,
+    /// How peers are dialed: from the peer port's own address, so a replica on a
+    /// multi-homed host (or its own loopback address) is seen by peers as the address
+    /// it advertises; with mutual TLS unless `--insecure-dev`.
+    dialer: Dialer,
     runtime: tokio::runtime::Handle,
     node: CmdSender<Command>,
     addrs: Mutex<HashMap<u64, String>>,
@@ -60,13 +61,8 @@ pub struct GrpcTransport {
 }
 
 impl GrpcTransport {
-    pub fn new(
-        id: u64,
-        local_ip: Option<std::net::IpAddr>,
-        runtime: tokio::runtime::Handle,
-        node: CmdSender<Command>,
-    ) -> Self {
-        Self { id, local_ip, runtime, node, addrs: Mutex::new(HashMap::new()), links: Mutex::new(HashMap::new()) }
+    pub fn new(id: u64, dialer: Dialer, runtime: tokio::runtime::Handle, node: CmdSender<Command>) -> Self {
+        Self { id, dialer, runtime, node, addrs: Mutex::new(HashMap::new()), links: Mutex::new(HashMap::new()) }
     }
 
     fn link(&self, to: u64) -> Option<mpsc::Sender<Message>> {
@@ -79,7 +75,7 @@ impl GrpcTransport {
             return Some(link.queue.clone());
         }
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
-        self.runtime.spawn(peer_task(self.id, self.local_ip, to, addr.clone(), rx, self.node.clone()));
+        self.runtime.spawn(peer_task(self.id, self.dialer.clone(), to, addr.clone(), rx, self.node.clone()));
         links.insert(to, PeerLink { addr, queue: tx.clone() });
         Some(tx)
     }
@@ -122,25 +118,26 @@ fn endpoint_uri(addr: &str) -> String {
     }
 }
 
-async fn connect(
+/// A client for replica `to`'s peer port at `addr`; with TLS, its certificate must
+/// name that replica.
+pub async fn connect(
     addr: &str,
-    local_ip: Option<std::net::IpAddr>,
+    to: u64,
+    dialer: &Dialer,
 ) -> Result<PeerClient<tonic::transport::Channel>, tonic::transport::Error> {
-    let channel = tonic::transport::Endpoint::from_shared(endpoint_uri(addr))?
-        .local_address(local_ip)
+    let endpoint = tonic::transport::Endpoint::from_shared(endpoint_uri(addr))?
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .connect()
-        .await?;
+        .keep_alive_timeout(Duration::from_secs(5));
+    let channel = dialer.channel(endpoint, &crate::pki::peer_name(to)).await?;
     Ok(PeerClient::new(channel).max_encoding_message_size(MAX_PEER_MESSAGE).max_decoding_message_size(MAX_PEER_MESSAGE))
 }
 
 /// Sends everything queued for one peer, for as long as the queue lives.
 async fn peer_task(
     from: u64,
-    local_ip: Option<std::net::IpAddr>,
+    dialer: Dialer,
     to: u64,
     addr: String,
     mut queue: mpsc::Receiver<Message>,
@@ -151,7 +148,7 @@ async fn peer_task(
         // The whole connect, not just TCP: a peer that accepts connections but never
         // answers the HTTP/2 handshake (a paused process, a half-open path) must not
         // hold this link forever.
-        let connected = match tokio::time::timeout(LINK_STALL, connect(&addr, local_ip)).await {
+        let connected = match tokio::time::timeout(LINK_STALL, connect(&addr, to, &dialer)).await {
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(_) => Err(format!("no HTTP/2 handshake within {LINK_STALL:?}")),
         };
@@ -268,6 +265,17 @@ impl PeerService {
             .max_encoding_message_size(MAX_PEER_MESSAGE)
     }
 
+    /// Checks that a batch comes from the replica the connection's certificate names
+    /// (on a TLS peer port; an `--insecure-dev` one has no certificates to check).
+    fn check_sender(cert: Option<PeerCert>, from: u64) -> Result<(), Status> {
+        match cert {
+            Some(PeerCert(Some(id))) if id != from => Err(Status::permission_denied(format!(
+                "a replica whose certificate names replica {id} sent raft messages as replica {from}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     fn deliver(&self, batch: RaftBatch) -> Result<(), Status> {
         for bytes in batch.messages {
             let msg = wire::parse_message(&bytes).map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -286,10 +294,11 @@ impl PeerService {
 #[tonic::async_trait]
 impl rk_proto::peer::peer_server::Peer for PeerService {
     async fn raft(&self, request: Request<Streaming<RaftBatch>>) -> Result<Response<RaftAck>, Status> {
+        let cert = request.extensions().get::<PeerCert>().copied();
         let mut stream = request.into_inner();
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            if let Err(status) = self.deliver(batch) {
+            if let Err(status) = Self::check_sender(cert, batch.from).and_then(|()| self.deliver(batch)) {
                 tracing::warn!(error = %status.message(), "closing a peer stream that sent a bad raft message");
                 return Err(status);
             }
@@ -298,6 +307,7 @@ impl rk_proto::peer::peer_server::Peer for PeerService {
     }
 
     async fn snapshot(&self, request: Request<RaftBatch>) -> Result<Response<RaftAck>, Status> {
+        Self::check_sender(request.extensions().get::<PeerCert>().copied(), request.get_ref().from)?;
         self.deliver(request.into_inner())?;
         Ok(Response::new(RaftAck {}))
     }

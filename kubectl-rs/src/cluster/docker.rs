@@ -169,6 +169,8 @@ pub fn replica_run_args(rec: &ClusterRecord, network: &str, image: &str, i: usiz
             &format!("0.0.0.0:{DNS_PORT}"),
             "--encryption-key-file",
             &format!("{KEYS_MOUNT}/secrets.key"),
+            "--pki-dir",
+            &format!("{KEYS_MOUNT}/pki"),
             "--log-level",
             "info",
         ]
@@ -188,10 +190,8 @@ fn keys_dir(r: &ProcessRecord) -> PathBuf {
 /// `docker run` arguments of node `k` (from 0) of `rec`.
 pub fn node_run_args(rec: &ClusterRecord, network: &str, image: &str, socket: &Path, k: usize) -> Vec<String> {
     let n = &rec.nodes[k];
-    // Each node starts with a different replica, spreading the watches; it fails
-    // over to the others.
-    let urls: Vec<String> = rec.replicas.iter().map(|r| format!("http://{}:{}", r.ip, r.port)).collect();
-    let servers: Vec<&str> = (0..urls.len()).map(|j| urls[(k + j) % urls.len()].as_str()).collect();
+    let servers = super::node_servers(rec, k);
+    let kubeconfig = super::node_kubeconfig(n).display().to_string();
     let data = n.data_dir.display().to_string();
     let mut args = run_prefix(rec, network, n, "node");
     args.extend([
@@ -208,7 +208,9 @@ pub fn node_run_args(rec: &ClusterRecord, network: &str, image: &str, socket: &P
         [
             "rk-agent",
             "--server",
-            &servers.join(","),
+            &servers,
+            "--kubeconfig",
+            &kubeconfig,
             "--name",
             &n.name,
             "--runtime",
@@ -301,7 +303,7 @@ pub fn plan(spec: &Spec, dir: &Path, in_use: &[String]) -> Result<ClusterRecord,
     let rec = ClusterRecord {
         name: spec.name.clone(),
         driver: "docker".into(),
-        api: format!("http://{}:{CLIENT_PORT}", replica_ip(b, 1)),
+        api: format!("https://{}:{CLIENT_PORT}", replica_ip(b, 1)),
         dns: format!("{}:{DNS_PORT}", replica_ip(b, 1)),
         context: format!("rk-{}", spec.name),
         kubeconfig: None,
@@ -764,11 +766,21 @@ impl Driver for DockerDriver {
         let runs: Vec<Vec<String>> =
             (0..rec.replicas.len()).map(|i| replica_run_args(rec, &network, IMAGE, i)).collect();
         docker_all("run (replica)", &runs)?;
-        let clients: Vec<crate::client::Client> = rec
-            .replicas
-            .iter()
-            .map(|r| api_client(&format!("http://{}:{}", r.ip, r.port)))
-            .collect::<Result<_, _>>()?;
+        // Credentials from the CA the first replica made, by `rk-server certs` in its
+        // container (the CA's files belong to the container's root).
+        let first = container_name(&rec.name, Role::Replica, 1);
+        let exec = ["exec".to_string(), first.clone(), "rk-server".to_string()];
+        let certs = |args: &[String]| {
+            let args: Vec<String> =
+                args.iter().cloned().chain(["--pki-dir".into(), format!("{KEYS_MOUNT}/pki")]).collect();
+            super::run_certs(Path::new("docker"), &exec, &args)
+        };
+        let ca = keys_dir(&rec.replicas[0]).join("pki").join("ca.crt");
+        super::issue_credentials(&ca, &certs, dir, rec, &mut || self.check()).await?;
+        let mut clients = Vec::new();
+        for r in &rec.replicas {
+            clients.push(api_client(dir, &format!("https://{}:{}", r.ip, r.port)).await?);
+        }
         let logs = format!("docker logs {}", container_name(&rec.name, Role::Replica, 1));
         wait_replicas_ready(API_TIMEOUT, &clients, &logs, &mut || self.check()).await?;
         step.done();
@@ -1007,7 +1019,7 @@ mod tests {
         let rec = plan(&spec("dev", 3, 2), dir.path(), &[]).unwrap();
         let b = rec.replicas[0].ip.parse::<Ipv4Addr>().unwrap().octets()[2];
         assert_eq!(rec.driver, "docker");
-        assert_eq!(rec.api, format!("http://10.242.{b}.11:2379"));
+        assert_eq!(rec.api, format!("https://10.242.{b}.11:2379"));
         assert_eq!(rec.dns, format!("10.242.{b}.11:53"));
         assert_eq!(rec.network.as_deref(), Some("rk-dev-net"));
         let ips: Vec<&str> = rec.processes().map(|p| p.ip.as_str()).collect();
@@ -1032,6 +1044,7 @@ mod tests {
         );
         assert!(args.contains(&format!("--ip {}", ip(1))), "{args}");
         assert!(args.contains(&format!("--label {CLUSTER_LABEL}=dev")), "{args}");
+        assert!(args.contains("--pki-dir /etc/rk/keys/pki"), "one CA for the replicas: {args}");
         assert!(
             args.contains(&format!(
                 "{}:/var/lib/rk --volume {}:/etc/rk/keys rk-cluster:local rk-server --id 2",
@@ -1057,11 +1070,12 @@ mod tests {
         assert!(text.contains(&format!("--volume {data}:{data}")), "same path inside and out: {text}");
         assert!(text.contains("--runtime docker --docker-network rk-dev-net"), "{text}");
         assert!(text.contains(&format!("--node-ip {}", rec.nodes[1].ip)), "{text}");
+        assert!(text.contains(&format!("--kubeconfig {data}/kubeconfig")), "its own credentials: {text}");
         assert!(text.contains(&format!("--cluster-dns {}", rec.replicas[0].ip)), "{text}");
         assert!(text.contains(&format!("--label {ROLE_LABEL}=node")), "{text}");
         // Node 2 starts with replica 2, then the others.
         let servers = &args[args.iter().position(|a| a == "--server").unwrap() + 1];
-        let r = |i: usize| format!("http://{}:2379", rec.replicas[i].ip);
+        let r = |i: usize| format!("https://{}:2379", rec.replicas[i].ip);
         assert_eq!(servers, &format!("{},{},{}", r(1), r(2), r(0)));
     }
 

@@ -17,15 +17,30 @@ use std::time::{Duration, Instant};
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// Adds (or replaces) the entries of context `name` pointing at `server`, makes it
-/// the current context, and returns the file written.
-pub fn add(kc: &Kubeconfigs, name: &str, server: &str) -> Result<PathBuf, KubeconfigError> {
+/// the current context, and returns the file written. `credentials` is a kubeconfig
+/// (`rk-server certs kubeconfig`'s) whose CA, client certificate and key are embedded
+/// in the new entries; without one the user has no credentials (`--insecure-dev`).
+pub fn add(kc: &Kubeconfigs, name: &str, server: &str, credentials: Option<&Path>) -> Result<PathBuf, KubeconfigError> {
     let path = kc.file_for_current_context().ok_or_else(|| KubeconfigError::Write {
         path: "~/.kube/config".into(),
         reason: "no kubeconfig location (set HOME or KUBECONFIG, or pass --kubeconfig)".into(),
     })?;
+    let (mut cluster, mut user) = (json!({"server": server}), json!({}));
+    if let Some(file) = credentials {
+        let bad = |reason: String| KubeconfigError::Write { path: file.display().to_string(), reason };
+        let text = std::fs::read_to_string(file).map_err(|e| bad(e.to_string()))?;
+        let doc: Value = serde_norway::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let ca = &doc["clusters"][0]["cluster"]["certificate-authority-data"];
+        let from = &doc["users"][0]["user"];
+        if !ca.is_string() || !from["client-certificate-data"].is_string() || !from["client-key-data"].is_string() {
+            return Err(bad("it lacks the CA, client certificate or key data".into()));
+        }
+        cluster["certificate-authority-data"] = ca.clone();
+        user = json!({"client-certificate-data": from["client-certificate-data"], "client-key-data": from["client-key-data"]});
+    }
     edit(&path, |doc| {
-        upsert(doc, "clusters", json!({"name": name, "cluster": {"server": server}}));
-        upsert(doc, "users", json!({"name": name, "user": {}}));
+        upsert(doc, "clusters", json!({"name": name, "cluster": cluster}));
+        upsert(doc, "users", json!({"name": name, "user": user}));
         upsert(doc, "contexts", json!({"name": name, "context": {"cluster": name, "user": name}}));
         doc.insert("current-context".into(), json!(name));
         true
@@ -182,14 +197,14 @@ mod tests {
         let file = dir.path().join("config");
         std::fs::write(&file, other).unwrap();
         let kc = load_from(None, Some(file.clone().into_os_string()), None).unwrap();
-        assert_eq!(add(&kc, "rk-a", "http://127.42.0.1:2379").unwrap(), file);
+        assert_eq!(add(&kc, "rk-a", "http://127.42.0.1:2379", None).unwrap(), file);
 
         let kc = load_from(None, Some(file.clone().into_os_string()), None).unwrap();
         let sel = kc.select(None).unwrap();
         assert_eq!((sel.context.as_str(), sel.server.as_str()), ("rk-a", "http://127.42.0.1:2379"));
         assert_eq!(kc.select(Some("prod")).unwrap().server, "https://10.0.0.1:6443");
         // Adding again replaces rather than duplicates.
-        add(&kc, "rk-a", "http://127.42.0.9:2379").unwrap();
+        add(&kc, "rk-a", "http://127.42.0.9:2379", None).unwrap();
         let text = std::fs::read_to_string(&file).unwrap();
         assert_eq!(text.matches("name: rk-a").count(), 3, "{text}");
         assert!(text.contains("127.42.0.9"), "{text}");
@@ -209,7 +224,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("home/.kube/config");
         let kc = load_from(None, None, Some(dir.path().join("home"))).unwrap();
-        assert_eq!(add(&kc, "rk-rk", "http://127.42.0.1:2379").unwrap(), file);
+        assert_eq!(add(&kc, "rk-rk", "http://127.42.0.1:2379", None).unwrap(), file);
         let kc = load_from(None, None, Some(dir.path().join("home"))).unwrap();
         assert_eq!(kc.select(None).unwrap().context, "rk-rk");
         use std::os::unix::fs::PermissionsExt;

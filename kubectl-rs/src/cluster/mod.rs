@@ -240,14 +240,104 @@ impl Driver for AnyDriver {
     }
 }
 
-/// A client for one replica, with short timeouts: a replica that does not answer
-/// at once is retried rather than waited on.
-pub fn api_client(url: &str) -> Result<Client, ClusterError> {
+/// The admin kubeconfig `up` has `rk-server certs kubeconfig` write into the cluster's
+/// folder (the CA and a `system:masters` certificate); rkctl's own calls use it.
+pub const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
+
+/// A client for one replica at `url`, with short timeouts (a replica that does not
+/// answer at once is retried rather than waited on), authenticated with the admin
+/// kubeconfig in the cluster's folder `dir`.
+pub async fn api_client(dir: &Path, url: &str) -> Result<Client, ClusterError> {
     let uri: http::Uri = url.parse().map_err(|e| ClusterError::Api(format!("invalid address {url:?}: {e}")))?;
-    let mut config = kube::Config::new(uri);
+    let admin = dir.join(ADMIN_KUBECONFIG);
+    let mut config = if admin.exists() {
+        let kc = kube::config::Kubeconfig::read_from(&admin)
+            .map_err(|e| ClusterError::Api(format!("{}: {e}", admin.display())))?;
+        let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .map_err(|e| ClusterError::Api(format!("{}: {e}", admin.display())))?;
+        config.cluster_url = uri;
+        config
+    } else {
+        kube::Config::new(uri)
+    };
     config.connect_timeout = Some(Duration::from_secs(1));
     config.read_timeout = Some(Duration::from_secs(3));
     Client::new(config).map_err(|e| ClusterError::Api(e.line()))
+}
+
+/// Once the first replica has made the cluster CA (`ca_file` appears), has `rk-server
+/// certs kubeconfig` (the user's own way to credentials) issue the admin kubeconfig,
+/// written into `dir`, and each node's, written into its data folder
+/// (`<data>/kubeconfig`). `certs` runs `rk-server certs ARGS…` where the CA is (the
+/// local binary, or `docker exec` in a replica container) and returns what it printed.
+pub async fn issue_credentials(
+    ca_file: &Path,
+    certs: &dyn Fn(&[String]) -> Result<String, ClusterError>,
+    dir: &Path,
+    rec: &ClusterRecord,
+    alive: &mut dyn FnMut() -> Result<(), ClusterError>,
+) -> Result<(), ClusterError> {
+    wait(CA_TIMEOUT, "the cluster CA", "replica-1.log", alive, || async { ca_file.exists() }).await?;
+    let issue = |user: &str, group: &str, servers: String, out: &Path| -> Result<(), ClusterError> {
+        let args = ["kubeconfig", "--user", user, "--group", group, "--server", &servers, "--name", &rec.context];
+        let text = certs(&args.map(String::from))?;
+        write_private(out, &text)
+    };
+    issue("admin", "system:masters", node_servers(rec, 0), &dir.join(ADMIN_KUBECONFIG))?;
+    for (k, n) in rec.nodes.iter().enumerate() {
+        std::fs::create_dir_all(&n.data_dir).map_err(|e| ClusterError::io(&n.data_dir, e))?;
+        issue(&format!("system:node:{}", n.name), "system:nodes", node_servers(rec, k), &node_kubeconfig(n))?;
+    }
+    Ok(())
+}
+
+/// How long the first replica may take to make the cluster CA.
+const CA_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Writes `text` to `path`, readable by its owner only (it holds a private key).
+fn write_private(path: &Path, text: &str) -> Result<(), ClusterError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| ClusterError::io(path, e))?;
+    f.write_all(text.as_bytes()).map_err(|e| ClusterError::io(path, e))
+}
+
+/// Runs `bin certs ARGS…` and returns what it printed, or its error as one line.
+pub fn run_certs(bin: &Path, prefix: &[String], args: &[String]) -> Result<String, ClusterError> {
+    let output = std::process::Command::new(bin)
+        .args(prefix)
+        .arg("certs")
+        .args(args)
+        .args(["--out", "-"])
+        .output()
+        .map_err(|e| ClusterError::io(bin, e))?;
+    if !output.status.success() {
+        return Err(ClusterError::Api(format!(
+            "rk-server certs failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Where a node's kubeconfig is: in its data folder (which the docker driver mounts at
+/// the same path).
+pub fn node_kubeconfig(n: &ProcessRecord) -> PathBuf {
+    n.data_dir.join("kubeconfig")
+}
+
+/// The replicas' API URLs, comma-separated, starting with replica `k % replicas`: each
+/// node starts with a different one (spreading the watches) and fails over to the others.
+pub fn node_servers(rec: &ClusterRecord, k: usize) -> String {
+    let urls: Vec<String> = rec.replicas.iter().map(|r| format!("https://{}:{}", r.ip, r.port)).collect();
+    (0..urls.len()).map(|j| urls[(k + j) % urls.len()].clone()).collect::<Vec<_>>().join(",")
 }
 
 /// Polls `check` until it holds, failing early when `alive` reports that something
@@ -417,7 +507,7 @@ async fn create(
     let rec = out.insert(driver.plan(spec, dir)?);
     driver.start(rec, dir, progress).await?;
 
-    let api = api_client(&rec.api)?;
+    let api = api_client(dir, &rec.api).await?;
     let names: Vec<String> = rec.nodes.iter().map(|n| n.name.clone()).collect();
     let step = progress.step(format!("Waiting for {} node{} to register", names.len(), plural(names.len())));
     wait(REGISTER_TIMEOUT, "the nodes to register", "node-N.log", &mut || driver.check(), || async {
@@ -427,7 +517,8 @@ async fn create(
     step.done();
 
     let step = progress.step(format!("Writing kubeconfig context {:?}", rec.context));
-    let path = kubeconfig::add(kc, &rec.context, &rec.api)?;
+    let admin = dir.join(ADMIN_KUBECONFIG);
+    let path = kubeconfig::add(kc, &rec.context, &rec.api, admin.exists().then_some(admin.as_path()))?;
     rec.kubeconfig = Some(path);
     rec.save(dir)?;
     step.done();
@@ -505,7 +596,7 @@ async fn node_conditions(api: &Client, names: &[String]) -> Option<Vec<Option<St
 }
 
 async fn summary(rec: &ClusterRecord, dir: &Path, took: Duration) {
-    let api = api_client(&rec.api).ok();
+    let api = api_client(dir, &rec.api).await.ok();
     let names: Vec<String> = rec.nodes.iter().map(|n| n.name.clone()).collect();
     let ready = match &api {
         Some(api) => node_conditions(api, &names).await.unwrap_or_default(),
@@ -697,7 +788,7 @@ async fn status(name: &str) -> Result<(), ClusterError> {
     for r in &rec.replicas {
         let running = driver.is_running(r);
         let (ready, leader) =
-            if running { replica_health(&format!("http://{}:{}", r.ip, r.port)).await } else { ("-", "-") };
+            if running { replica_health(&dir, &format!("https://{}:{}", r.ip, r.port)).await } else { ("-", "-") };
         tw.write(&format!(
             "{}\t{}:{}\t{}\t{}\t{ready}\t{leader}\t{}\n",
             r.name,
@@ -714,7 +805,7 @@ async fn status(name: &str) -> Result<(), ClusterError> {
     let names: Vec<String> = rec.nodes.iter().map(|n| n.name.clone()).collect();
     let mut conditions = None;
     for r in rec.replicas.iter().filter(|r| driver.is_running(r)) {
-        if let Ok(api) = api_client(&format!("http://{}:{}", r.ip, r.port))
+        if let Ok(api) = api_client(&dir, &format!("https://{}:{}", r.ip, r.port)).await
             && let Some(c) = node_conditions(&api, &names).await
         {
             conditions = Some(c);
@@ -755,8 +846,8 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 /// (ready, leader) of one replica: `/readyz`, and `rk_raft_is_leader` from `/metrics`.
-async fn replica_health(url: &str) -> (&'static str, &'static str) {
-    let Ok(c) = api_client(url) else { return ("-", "-") };
+async fn replica_health(dir: &Path, url: &str) -> (&'static str, &'static str) {
+    let Ok(c) = api_client(dir, url).await else { return ("-", "-") };
     let ready = yes_no(c.send(Request::get("/readyz")).await.is_ok());
     let leader = match c.send(Request::get("/metrics").accept("text/plain")).await {
         Ok(resp) => {

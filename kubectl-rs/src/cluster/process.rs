@@ -359,7 +359,7 @@ fn plan(spec: &Spec, dir: &Path) -> Result<ClusterRecord, ClusterError> {
     let rec = ClusterRecord {
         name: spec.name.clone(),
         driver: "process".into(),
-        api: format!("http://{}:{CLIENT_PORT}", replica_ip(b, 1)),
+        api: format!("https://{}:{CLIENT_PORT}", replica_ip(b, 1)),
         dns: replicas[0].dns.clone().unwrap_or_default(),
         context: format!("rk-{}", spec.name),
         kubeconfig: None,
@@ -405,9 +405,11 @@ async fn start(
             format!("{}:{PEER_PORT}", r.ip),
             "--peers".into(),
             peers.clone(),
-            // One key file for every replica: the first to start creates it.
+            // One key file and one CA for every replica: the first to start creates them.
             "--encryption-key-file".into(),
             dir.join("secrets.key").display().to_string(),
+            "--pki-dir".into(),
+            dir.join("pki").display().to_string(),
             "--log-level".into(),
             "info".into(),
         ];
@@ -419,22 +421,29 @@ async fn start(
         started.children.push((format!("rk-server {}", r.name), r.log.clone(), child));
         rec.save(dir)?;
     }
-    let clients: Vec<crate::client::Client> =
-        rec.replicas.iter().map(|r| api_client(&format!("http://{}:{}", r.ip, r.port))).collect::<Result<_, _>>()?;
+    let pki = dir.join("pki");
+    let pki_arg = ["--pki-dir".to_string(), pki.display().to_string()];
+    let certs = |args: &[String]| {
+        let args: Vec<String> = args.iter().chain(&pki_arg).cloned().collect();
+        super::run_certs(&bins.server, &[], &args)
+    };
+    super::issue_credentials(&pki.join("ca.crt"), &certs, dir, rec, &mut || started.check()).await?;
+    let mut clients = Vec::new();
+    for r in &rec.replicas {
+        clients.push(api_client(dir, &format!("https://{}:{}", r.ip, r.port)).await?);
+    }
     wait_replicas_ready(API_TIMEOUT, &clients, "replica-N.log", &mut || started.check()).await?;
     step.done();
 
     let step =
         progress.step(format!("Starting {} node{}", rec.nodes.len(), if rec.nodes.len() == 1 { "" } else { "s" }));
-    let urls: Vec<String> = rec.replicas.iter().map(|r| format!("http://{}:{}", r.ip, r.port)).collect();
     for k in 0..rec.nodes.len() {
         let n = &rec.nodes[k];
-        // Each node starts with a different replica, spreading the watches; it
-        // fails over to the others.
-        let servers: Vec<&str> = (0..urls.len()).map(|j| urls[(k + j) % urls.len()].as_str()).collect();
         let args: Vec<String> = vec![
             "--server".into(),
-            servers.join(","),
+            super::node_servers(rec, k),
+            "--kubeconfig".into(),
+            super::node_kubeconfig(n).display().to_string(),
             "--name".into(),
             n.name.clone(),
             "--runtime".into(),

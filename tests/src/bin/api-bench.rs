@@ -188,7 +188,8 @@ async fn run(args: Args, proxy: tokio::runtime::Handle) -> Result<()> {
     progress("starting a 3-replica rk cluster");
     // Started on the proxy runtime so that the harness's peer proxies live there.
     let mut cluster = proxy
-        .spawn(Cluster::start(ClusterOptions::default()))
+        // --insecure-dev: etcd, the peer it is compared with, runs without TLS here too.
+        .spawn(Cluster::start(ClusterOptions { insecure: true, ..Default::default() }))
         .await
         .context("the rk cluster start task failed")?
         .context("starting the rk cluster")?;

@@ -1,10 +1,11 @@
 //! `security-bench`: what rk's security costs on the Kubernetes REST API, measured in
-//! one run on one single-replica cluster:
+//! one run on two single-replica clusters:
 //!
-//! - **token authentication + RBAC**: the same requests without credentials (which rk
-//!   still allows everything) and with a ServiceAccount token bound to `cluster-admin`,
-//!   so every request is authenticated (signature, claims, the account looked up) and
-//!   authorized (RBAC evaluated) but none is refused;
+//! - **`--insecure-dev`** (plain HTTP, no credentials, everything allowed) against the
+//!   default **TLS + authentication + RBAC + audit**, with two kinds of credentials: the
+//!   admin's client certificate (`system:masters`) and a ServiceAccount token bound to
+//!   `cluster-admin` (signature, claims and the account checked on each request). Every
+//!   request is authorized by RBAC; none is refused.
 //! - **encryption at rest**: 1 KiB Secrets (sealed with XChaCha20-Poly1305 on write,
 //!   opened on read) next to 1 KiB ConfigMaps (stored as they are).
 //!
@@ -37,7 +38,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 
 /// What rk's token authentication, RBAC and encryption at rest cost on the REST API.
 #[derive(Parser, Debug, Clone)]
@@ -62,6 +62,14 @@ struct Args {
 const NS: &str = "/api/v1/namespaces/default";
 const TARGETS: usize = 100;
 
+/// How a client reaches a cluster: TLS settings (none for `--insecure-dev`) and a
+/// bearer token.
+#[derive(Clone)]
+struct Auth {
+    tls: Option<Arc<rustls::ClientConfig>>,
+    token: Option<Arc<String>>,
+}
+
 /// One keep-alive HTTP/1.1 connection.
 struct Http {
     send: http1::SendRequest<Full<Bytes>>,
@@ -70,14 +78,15 @@ struct Http {
 }
 
 impl Http {
-    async fn connect(endpoint: &str, token: Option<Arc<String>>) -> Result<Http> {
-        let tcp = TcpStream::connect(endpoint).await.with_context(|| format!("connecting to {endpoint}"))?;
-        tcp.set_nodelay(true)?;
-        let (send, conn) = http1::handshake(TokioIo::new(tcp)).await?;
+    async fn connect(endpoint: &str, auth: &Auth) -> Result<Http> {
+        let io = rk_tests::connect_io(endpoint, auth.tls.clone())
+            .await
+            .with_context(|| format!("connecting to {endpoint}"))?;
+        let (send, conn) = http1::handshake(TokioIo::new(io)).await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        Ok(Http { send, host: endpoint.to_string(), token })
+        Ok(Http { send, host: endpoint.to_string(), token: auth.token.clone() })
     }
 
     async fn call(&mut self, method: Method, path: &str, body: Option<Bytes>) -> Result<(StatusCode, Bytes)> {
@@ -151,16 +160,15 @@ impl Op {
 }
 
 /// Requests per second of `op` over `clients` connections.
-async fn step(endpoint: &str, op: Op, token: Option<Arc<String>>, args: &Args, value: &Arc<String>) -> Result<f64> {
+async fn step(endpoint: &str, op: Op, auth: &Auth, who: &str, args: &Args, value: &Arc<String>) -> Result<f64> {
     static STEPS: AtomicUsize = AtomicUsize::new(0);
     let step = STEPS.fetch_add(1, Ordering::Relaxed);
-    let who = if token.is_some() { "with a token" } else { "without credentials" };
     progress(format!("{} {who}: {} clients", op.label(), args.clients));
     let start = Instant::now();
     let (from, to) = (start + args.warmup, start + args.warmup + args.duration);
     let mut tasks = Vec::new();
     for w in 0..args.clients {
-        let mut c = Http::connect(endpoint, token.clone()).await?;
+        let mut c = Http::connect(endpoint, auth).await?;
         let value = value.clone();
         tasks.push(tokio::spawn(async move {
             let (mut done, mut n) = (0u64, 0usize);
@@ -193,11 +201,23 @@ async fn step(endpoint: &str, op: Op, token: Option<Arc<String>>, args: &Args, v
     Ok(total as f64 / args.duration.as_secs_f64())
 }
 
-async fn run(args: &Args) -> Result<String> {
-    progress("starting a 1-replica cluster");
-    let cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
-    let endpoint = cluster.replicas[0].client_addr().to_string();
-    let mut admin = Http::connect(&endpoint, None).await?;
+/// Objects the GET steps read, in both clusters.
+async fn seed(endpoint: &str, auth: &Auth, value: &str) -> Result<()> {
+    let mut admin = Http::connect(endpoint, auth).await?;
+    for kind in [Kind::ConfigMap, Kind::Secret] {
+        for i in 0..TARGETS {
+            let path = format!("{NS}/{}", kind.plural());
+            admin
+                .expect(Method::POST, &path, Some(kind.body(&format!("get-{i:03}"), value)), StatusCode::CREATED)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A ServiceAccount token bound to `cluster-admin`, asked for as `admin`.
+async fn admin_token(endpoint: &str, admin: &Auth) -> Result<Arc<String>> {
+    let mut admin = Http::connect(endpoint, admin).await?;
     admin
         .expect(
             Method::POST,
@@ -226,23 +246,30 @@ async fn run(args: &Args) -> Result<String> {
         )
         .await?;
     let answer: serde_json::Value = serde_json::from_slice(&answer)?;
-    let token = Arc::new(answer["status"]["token"].as_str().context("no token in the answer")?.to_string());
+    Ok(Arc::new(answer["status"]["token"].as_str().context("no token in the answer")?.to_string()))
+}
+
+async fn run(args: &Args) -> Result<String> {
+    progress("starting a 1-replica --insecure-dev cluster and a 1-replica TLS cluster");
+    let insecure = Cluster::start(ClusterOptions { replicas: 1, insecure: true, ..Default::default() }).await?;
+    let secure = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
+    let plain_ep = insecure.replicas[0].client_addr().to_string();
+    let tls_ep = secure.replicas[0].client_addr().to_string();
+    let creds = secure.admin.as_ref().context("the TLS cluster has no admin credentials")?;
+    let plain = Auth { tls: None, token: None };
+    let cert = Auth { tls: Some(Arc::new(creds.rustls(true)?)), token: None };
+    let token = Auth { tls: Some(Arc::new(creds.rustls(false)?)), token: Some(admin_token(&tls_ep, &cert).await?) };
     let value = Arc::new("x".repeat(args.value_size));
-    for kind in [Kind::ConfigMap, Kind::Secret] {
-        for i in 0..TARGETS {
-            let path = format!("{NS}/{}", kind.plural());
-            admin
-                .expect(Method::POST, &path, Some(kind.body(&format!("get-{i:03}"), &value)), StatusCode::CREATED)
-                .await?;
-        }
-    }
+    seed(&plain_ep, &plain, &value).await?;
+    seed(&tls_ep, &cert, &value).await?;
 
     let ops = [Op::Get(Kind::ConfigMap), Op::Get(Kind::Secret), Op::Create(Kind::ConfigMap), Op::Create(Kind::Secret)];
     let mut rows = Vec::new();
     for op in ops {
-        let anonymous = step(&endpoint, op, None, args, &value).await?;
-        let with_token = step(&endpoint, op, Some(token.clone()), args, &value).await?;
-        rows.push((op, anonymous, with_token));
+        let a = step(&plain_ep, op, &plain, "--insecure-dev", args, &value).await?;
+        let c = step(&tls_ep, op, &cert, "TLS + client certificate", args, &value).await?;
+        let t = step(&tls_ep, op, &token, "TLS + token", args, &value).await?;
+        rows.push((op, a, c, t));
     }
 
     let m = machine();
@@ -260,26 +287,31 @@ async fn run(args: &Args) -> Result<String> {
     writeln!(s)?;
     writeln!(
         s,
-        "One replica, audit log on; {} clients (keep-alive HTTP/1.1), {:?} warm-up and {:?} measured per step; \
-         {} B values.",
+        "Two single-replica clusters in one run, audit log on in both; {} clients (keep-alive HTTP/1.1, TLS \
+         sessions set up once per connection), {:?} warm-up and {:?} measured per step; {} B values.",
         args.clients, args.warmup, args.duration, args.value_size
     )?;
     writeln!(s)?;
-    writeln!(s, "| Request | without credentials (/s) | with a token, RBAC (/s) | token / none |")?;
-    writeln!(s, "| --- | ---: | ---: | ---: |")?;
-    for (op, a, t) in &rows {
-        writeln!(s, "| {} | {a:.0} | {t:.0} | {:.2} |", op.label(), t / a.max(f64::MIN_POSITIVE))?;
+    writeln!(
+        s,
+        "| Request | --insecure-dev (/s) | TLS + client cert + RBAC (/s) | TLS + token + RBAC (/s) | cert / insecure | \
+         token / insecure |"
+    )?;
+    writeln!(s, "| --- | ---: | ---: | ---: | ---: | ---: |")?;
+    for (op, a, c, t) in &rows {
+        let ratio = |x: f64| x / a.max(f64::MIN_POSITIVE);
+        writeln!(s, "| {} | {a:.0} | {c:.0} | {t:.0} | {:.2} | {:.2} |", op.label(), ratio(*c), ratio(*t))?;
     }
     writeln!(s)?;
-    let find = |want: &str| rows.iter().find(|(op, ..)| op.label() == want).map(|(_, a, _)| *a).unwrap_or(0.0);
+    let find = |want: &str| rows.iter().find(|(op, ..)| op.label() == want).map(|(_, a, ..)| *a).unwrap_or(0.0);
     let get_ratio = find("GET one secret") / find("GET one configmap").max(f64::MIN_POSITIVE);
     let post_ratio = find("POST secrets") / find("POST configmaps").max(f64::MIN_POSITIVE);
     writeln!(
         s,
-        "Encryption at rest (Secrets against ConfigMaps of the same size, without credentials): \
+        "Encryption at rest (Secrets against ConfigMaps of the same size, --insecure-dev cluster): \
          GET {get_ratio:.2}×, POST {post_ratio:.2}×."
     )?;
-    drop(cluster);
+    drop((insecure, secure));
     Ok(s)
 }
 

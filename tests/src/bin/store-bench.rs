@@ -233,7 +233,7 @@ struct Idle {
 
 /// One cluster under test.
 enum Target {
-    Rk(Cluster),
+    Rk(Box<Cluster>),
     Etcd(EtcdCluster),
 }
 
@@ -281,12 +281,13 @@ async fn run(args: Args, proxy: tokio::runtime::Handle) -> Result<()> {
         progress("starting a 3-replica rk cluster");
         // Started on the proxy runtime so that the harness's peer proxies live there.
         let cluster = proxy
-            .spawn(Cluster::start(ClusterOptions::default()))
+            // --insecure-dev: etcd, the peer it is compared with, runs without TLS here too.
+            .spawn(Cluster::start(ClusterOptions { insecure: true, ..Default::default() }))
             .await
             .context("the rk cluster start task failed")?
             .context("starting the rk cluster")?;
         progress(format!("rk cluster up in {}", cluster.dir().display()));
-        benches.push((Target::Rk(cluster), SystemReport::new(System::Rk, true, rk_version())));
+        benches.push((Target::Rk(Box::new(cluster)), SystemReport::new(System::Rk, true, rk_version())));
     }
     if etcd_on {
         let modes: &[bool] = match args.etcd_peers {
