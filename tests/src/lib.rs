@@ -814,12 +814,16 @@ impl Cluster {
         let n = self.replicas.len();
         let servers: Vec<String> = (0..n).map(|j| self.api_url((k + j) % n)).collect();
         // The node's own credentials, as a user gives them: `rk-server certs kubeconfig`.
+        // A hollow agent plays many nodes with one certificate, so it cannot be one node's
+        // (the node authorizer would hold it to that name): it is in system:nodes, and
+        // RBAC's system:node role is what it may do.
+        let user = if runtime == "hollow" { format!("rk:hollow-nodes:{name}") } else { format!("system:node:{name}") };
         let kubeconfig = if self.opts.insecure {
             None
         } else {
             let path = self.dir.path().join(format!("{name}.kubeconfig"));
             let out = Command::new(binary("rk-server")?)
-                .args(["certs", "kubeconfig", "--user", &format!("system:node:{name}"), "--group", "system:nodes"])
+                .args(["certs", "kubeconfig", "--user", &user, "--group", "system:nodes"])
                 .arg("--pki-dir")
                 .arg(self.pki_dir())
                 .arg("--server")

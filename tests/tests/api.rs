@@ -298,6 +298,14 @@ impl HttpClient {
         self.send("GET", url, "", Vec::new()).await
     }
 
+    async fn get_owned(&self, url: String) -> Result<(u16, String)> {
+        self.get(&url).await
+    }
+
+    async fn send_owned(&self, method: &str, url: String, content_type: &str, body: Vec<u8>) -> Result<(u16, String)> {
+        self.send(method, &url, content_type, body).await
+    }
+
     async fn send(&self, method: &str, url: &str, content_type: &str, body: Vec<u8>) -> Result<(u16, String)> {
         self.send_with(method, url, content_type, &[], body).await
     }
@@ -876,5 +884,74 @@ async fn certificates_renew_while_the_cluster_serves() -> Result<()> {
     // Peers kept talking throughout: the cluster still has one leader and takes writes.
     let mut etcd = cluster.client(0).await?;
     etcd.put("renewal/after", "y", None).await?;
+    Ok(())
+}
+
+/// Node authorization: a node's certificate reads only the Secrets and ConfigMaps of pods
+/// bound to it, and writes only its own Node, its own Lease and its own pods' status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_credentials_reach_only_their_own_pods_objects() -> Result<()> {
+    let cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
+    let base = cluster.api_url(0);
+    let admin = HttpClient::new(&cluster);
+    let ns = "/api/v1/namespaces/default";
+    for (node, secret, cm) in [("node-a", "a-secret", "a-config"), ("node-b", "b-secret", "b-config")] {
+        let (code, text) = post_json(&admin, &base, "/api/v1/nodes", json!({"metadata": {"name": node}})).await?;
+        ensure!(code == 201, "{code} {text}");
+        let (code, text) =
+            post_json(&admin, &base, &format!("{ns}/secrets"), json!({"metadata": {"name": secret}})).await?;
+        ensure!(code == 201, "{code} {text}");
+        let (code, text) =
+            post_json(&admin, &base, &format!("{ns}/configmaps"), json!({"metadata": {"name": cm}})).await?;
+        ensure!(code == 201, "{code} {text}");
+        let pod = json!({"metadata": {"name": format!("{node}-pod")}, "spec": {
+            "nodeName": node,
+            "volumes": [{"name": "s", "secret": {"secretName": secret}}],
+            "containers": [{"name": "c", "image": "busybox",
+                "envFrom": [{"configMapRef": {"name": cm}}]}]}});
+        let (code, text) = post_json(&admin, &base, &format!("{ns}/pods"), pod).await?;
+        ensure!(code == 201, "{code} {text}");
+    }
+    let a = cluster.issue_creds("system:node:node-a", &["system:nodes"])?;
+    let as_a = HttpClient { tls: Some(std::sync::Arc::new(a.rustls(true)?)) };
+    let get = |path: String| as_a.get_owned(format!("{base}{path}"));
+    // Its own pod's Secret and ConfigMap: yes. The other node's: no, and no listing.
+    let (code, text) = get(format!("{ns}/secrets/a-secret")).await?;
+    ensure!(code == 200, "own pod's Secret: {code} {text}");
+    let (code, _) = get(format!("{ns}/configmaps/a-config")).await?;
+    ensure!(code == 200, "own pod's ConfigMap: {code}");
+    let (code, text) = get(format!("{ns}/secrets/b-secret")).await?;
+    ensure!(
+        code == 403 && message(&text).contains("no relationship found between node 'node-a' and this object"),
+        "{code} {text}"
+    );
+    let (code, _) = get(format!("{ns}/configmaps/b-config")).await?;
+    ensure!(code == 403, "another node's pod's ConfigMap: {code}");
+    let (code, _) = get(format!("{ns}/secrets")).await?;
+    ensure!(code == 403, "listing Secrets: {code}");
+    // Pods and Nodes may be read; only its own may be written.
+    let (code, _) = get(format!("{ns}/pods/node-b-pod")).await?;
+    ensure!(code == 200, "reading a pod: {code}");
+    let patch = |path: String, body: serde_json::Value| {
+        as_a.send_owned("PATCH", format!("{base}{path}"), "application/merge-patch+json", body.to_string().into_bytes())
+    };
+    let status = json!({"status": {"phase": "Running"}});
+    let (code, text) = patch(format!("{ns}/pods/node-a-pod/status"), status.clone()).await?;
+    ensure!(code == 200, "own pod's status: {code} {text}");
+    let (code, text) = patch(format!("{ns}/pods/node-b-pod/status"), status).await?;
+    ensure!(code == 403 && message(&text).contains("may only modify pods bound to it"), "{code} {text}");
+    let labels = json!({"metadata": {"labels": {"x": "y"}}});
+    let (code, text) = patch("/api/v1/nodes/node-a".into(), labels.clone()).await?;
+    ensure!(code == 200, "own Node: {code} {text}");
+    let (code, text) = patch("/api/v1/nodes/node-b".into(), labels).await?;
+    ensure!(code == 403 && message(&text).contains("may only modify its own Node"), "{code} {text}");
+    let lease = |name: &str| json!({"metadata": {"name": name}, "spec": {"holderIdentity": name}});
+    let leases = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases";
+    let (code, text) = post_json(&as_a, &base, leases, lease("node-a")).await?;
+    ensure!(code == 201, "own Lease: {code} {text}");
+    let (code, _) = as_a
+        .send("PUT", &format!("{base}{leases}/node-b"), "application/json", lease("node-b").to_string().into_bytes())
+        .await?;
+    ensure!(code == 403, "another node's Lease: {code}");
     Ok(())
 }

@@ -12,6 +12,10 @@
 //!                   └─ discovery.rs, openapi.rs, metrics.rs
 //! ```
 //!
+//! Every request first passes audit.rs (the audit log) and rbac.rs: who it is (a client
+//! certificate, a token from tokens.rs, impersonation), then whether RBAC (and, for
+//! nodes, nodeauth.rs) allows it.
+//!
 //! Start reading at [`rest::Api`]; [`router`] is the HTTP surface.
 
 pub mod alloc;
@@ -24,6 +28,7 @@ pub mod grpc;
 pub mod http;
 pub mod meta;
 pub mod metrics;
+pub mod nodeauth;
 pub mod openapi;
 pub mod proxy;
 pub mod query;

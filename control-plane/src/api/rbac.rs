@@ -193,6 +193,15 @@ impl Attributes {
         };
         ApiError::Forbidden(format!("forbidden: User \"{user}\" cannot {} path \"{path}\"", self.verb))
     }
+
+    /// [`Attributes::forbidden`] with the reason an authorizer gave (Kubernetes appends
+    /// it after a colon).
+    pub fn forbidden_because(&self, user: &str, why: &str) -> ApiError {
+        match self.forbidden(user) {
+            ApiError::Forbidden(message) => ApiError::Forbidden(format!("{message}: {why}")),
+            other => other,
+        }
+    }
 }
 
 /// The outcome of an authorization.
@@ -484,6 +493,14 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    // Nodes are held to their own objects first (Node authorizer, NodeRestriction).
+    if let Some(node) = super::nodeauth::node_of(&id) {
+        match super::nodeauth::decide(&api, node, &attrs).await {
+            Ok(None) => {}
+            Ok(Some(why)) => return attrs.forbidden_because(&id.user, &why).into_response(),
+            Err(e) => return e.into_response(),
+        }
+    }
     let mut resp = if policy.authorize(&id, &attrs).allowed {
         next.run(req).await
     } else {
