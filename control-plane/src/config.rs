@@ -177,6 +177,17 @@ pub struct Config {
     #[arg(long, default_value = "8760h", value_parser = parse_duration, hide = true)]
     pub cert_validity: Duration,
 
+    /// Watches one client (a user, or an address without credentials) may hold open on
+    /// this replica; more are refused with 429 TooManyRequests.
+    #[arg(long, default_value_t = crate::api::limits::DEFAULT_MAX_WATCHES)]
+    pub max_watches_per_client: usize,
+
+    /// Other API requests one client may have in flight on this replica; more are
+    /// refused with 429 TooManyRequests (and Retry-After), so one client cannot starve
+    /// the others.
+    #[arg(long, default_value_t = crate::api::limits::DEFAULT_MAX_IN_FLIGHT)]
+    pub max_requests_in_flight_per_client: usize,
+
     /// For local experiments only: plain TCP on both ports (no TLS) and no authentication
     /// (every request may do anything). Said in a warning on every start.
     #[arg(long)]

@@ -16,6 +16,7 @@
 //! - [`pki`] and [`tls`]: the cluster CA, certificates, and TLS on both ports.
 //! - [`config`]: command-line flags.
 //! - [`failpoint`]: crash points for fault-injection tests (a cargo feature, off by default).
+//! - [`fuzzing`]: what the fuzz targets run, and a replay of their corpora as tests.
 //!
 //! Start reading at [`server::run`], then [`raft::node`].
 
@@ -28,6 +29,7 @@ pub mod controllers;
 pub mod dns;
 pub mod etcd;
 pub mod failpoint;
+pub mod fuzzing;
 pub mod lease;
 pub mod pki;
 pub mod raft;

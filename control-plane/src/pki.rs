@@ -361,6 +361,14 @@ pub enum Role {
 }
 
 impl Role {
+    /// The certificate's name in metrics, logs and events.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Role::ClientPort { .. } => "client-port",
+            Role::Peer { .. } => "peer",
+        }
+    }
+
     fn leaf(&self, validity: Duration) -> Leaf {
         match self {
             Role::ClientPort { dns_names, ips } => Leaf {
@@ -445,9 +453,18 @@ impl Credentials {
         Ok(())
     }
 
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+
     /// Renews the certificate whenever two thirds of its life are gone, until `stop`
-    /// completes. A failure is retried a minute later (or sooner for short lifetimes).
-    pub async fn renew_loop(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
+    /// completes, and calls `renewed` after each renewal. A failure is retried a minute
+    /// later (or sooner for short lifetimes).
+    pub async fn renew_loop(
+        self: Arc<Self>,
+        stop: impl std::future::Future<Output = ()>,
+        renewed: impl Fn(&Credentials) + Send,
+    ) {
         let retry = (self.validity / 20).clamp(Duration::from_millis(200), Duration::from_secs(60));
         tokio::pin!(stop);
         loop {
@@ -457,10 +474,14 @@ impl Credentials {
                 _ = &mut stop => return,
             }
             match self.renew() {
-                Ok(()) => tracing::info!(role = ?self.role, not_after = ?jiff_time(self.not_after()),
-                    "renewed this replica's certificate"),
+                Ok(()) => {
+                    tracing::info!(certificate = self.role.label(), not_after = %jiff_time(self.not_after()),
+                        "renewed this replica's certificate");
+                    renewed(&self);
+                }
                 Err(e) => {
-                    tracing::error!(error = %e, role = ?self.role, "cannot renew this replica's certificate; retrying");
+                    tracing::error!(error = %e, certificate = self.role.label(),
+                        "cannot renew this replica's certificate; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(retry) => {}
                         _ = &mut stop => return,
@@ -471,7 +492,38 @@ impl Credentials {
     }
 }
 
-fn jiff_time(t: SystemTime) -> String {
+/// Prometheus lines for `certs` (and their CA): when each expires, and how often each
+/// was renewed since start.
+pub fn render_metrics(certs: &[Arc<Credentials>]) -> String {
+    use std::fmt::Write as _;
+    let Some(first) = certs.first() else { return String::new() };
+    let unix = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let mut out = String::from(
+        "# HELP rk_certificate_expiry_timestamp_seconds When a certificate this replica uses expires (Unix time).\n\
+         # TYPE rk_certificate_expiry_timestamp_seconds gauge\n",
+    );
+    let _ =
+        writeln!(out, "rk_certificate_expiry_timestamp_seconds{{certificate=\"ca\"}} {}", unix(first.ca.not_after()));
+    for c in certs {
+        let _ = writeln!(
+            out,
+            "rk_certificate_expiry_timestamp_seconds{{certificate=\"{}\"}} {}",
+            c.role.label(),
+            unix(c.not_after())
+        );
+    }
+    out.push_str(
+        "# HELP rk_certificate_renewals_total Certificates this replica renewed since it started.\n\
+         # TYPE rk_certificate_renewals_total counter\n",
+    );
+    for c in certs {
+        let _ = writeln!(out, "rk_certificate_renewals_total{{certificate=\"{}\"}} {}", c.role.label(), c.renewals());
+    }
+    out
+}
+
+/// A time as RFC 3339 (what logs and events show).
+pub fn jiff_time(t: SystemTime) -> String {
     jiff::Timestamp::try_from(t).map(|t| t.to_string()).unwrap_or_default()
 }
 

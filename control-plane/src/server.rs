@@ -355,20 +355,32 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
         }
     });
 
-    for creds in security.iter().chain(peer_creds.iter()) {
-        let mut stopped = raft.shared.leadership.clone();
-        tokio::spawn(creds.clone().renew_loop(async move {
-            let _ = stopped.wait_for(|l| l.stopped).await;
-        }));
-    }
-
     // Client port: gRPC and HTTP on one listener.
     let etcd_api = EtcdApi::new(raft.clone(), lessor, config.watch_progress_notify_interval);
-    let api_options =
-        crate::api::rest::ApiOptions { ranges, default_toleration_seconds: config.default_toleration_seconds };
+    let api_options = crate::api::rest::ApiOptions {
+        ranges,
+        default_toleration_seconds: config.default_toleration_seconds,
+        max_watches_per_client: config.max_watches_per_client,
+        max_requests_in_flight_per_client: config.max_requests_in_flight_per_client,
+        // In-cluster clients need TLS to use a token: no token volumes without it.
+        mount_service_account_tokens: security.is_some(),
+    };
     tokio::spawn(reload_keys(encryption.clone(), raft.shared.leadership.clone()));
     let kube = crate::api::rest::Api::new(crate::api::store::ObjectStore::new(raft.clone(), encryption), api_options);
     tokio::spawn(bootstrap_namespaces(kube.clone(), client_addr.port()));
+    let certificates: Vec<Arc<crate::pki::Credentials>> = security.iter().chain(peer_creds.iter()).cloned().collect();
+    let (renewed_tx, renewed_rx) = tokio::sync::mpsc::unbounded_channel();
+    for creds in &certificates {
+        let mut stopped = raft.shared.leadership.clone();
+        let renewed_tx = renewed_tx.clone();
+        let stop = async move {
+            let _ = stopped.wait_for(|l| l.stopped).await;
+        };
+        tokio::spawn(creds.clone().renew_loop(stop, move |c| {
+            let _ = renewed_tx.send((c.role().label(), c.not_after()));
+        }));
+    }
+    tokio::spawn(renewal_events(kube.clone(), id, renewed_rx));
     let dns_addr = match (dns_listeners, dns_opts) {
         (Some(listeners), Some(opts)) => {
             let (stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -383,6 +395,7 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
     };
     let controller_opts = crate::controllers::ControllerOptions {
         node_monitor_grace: config.node_monitor_grace_period,
+        root_ca: security.as_ref().map(|c| c.ca().cert_pem().to_string()),
         ..Default::default()
     };
     tokio::spawn(crate::controllers::run(kube.clone(), controller_opts));
@@ -405,7 +418,7 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
             Some(log)
         }
     };
-    let kube = crate::api::ApiServer::with_audit(kube, advertise_client.clone(), audit);
+    let kube = crate::api::ApiServer::with_audit(kube, advertise_client.clone(), audit, certificates);
     let router = client_router(etcd_api, resources).merge(crate::api::router(kube)).fallback(not_found);
     let client_tls = match &security {
         None => None,
@@ -443,6 +456,27 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
         ),
     }
     Ok((Replica { raft, client_addr, peer_addr, dns_addr }, done))
+}
+
+/// Records each certificate renewal as an Event on the API's own Service
+/// (`default/kubernetes`), so `kubectl get events` and `kubectl describe svc kubernetes`
+/// show it.
+async fn renewal_events(
+    api: crate::api::rest::Api,
+    id: u64,
+    mut renewed: tokio::sync::mpsc::UnboundedReceiver<(&'static str, std::time::SystemTime)>,
+) {
+    let recorder = crate::controllers::events::Recorder::new(api.clone(), "rk-server");
+    while let Some((label, not_after)) = renewed.recv().await {
+        let Some(services) = crate::api::registry::lookup("services") else { continue };
+        let service = api.get(services, Some("default"), "kubernetes", crate::api::store::Freshness::Any).await;
+        let Ok(service) = service.and_then(|s| s.object()) else { continue };
+        let message = format!(
+            "replica {id} renewed its {label} certificate; the new one expires at {}",
+            crate::pki::jiff_time(not_after)
+        );
+        recorder.record(&service, "Normal", "CertificateRenewed", &message).await;
+    }
 }
 
 fn pki_err(e: crate::pki::PkiError) -> ServerError {

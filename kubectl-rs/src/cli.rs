@@ -561,6 +561,13 @@ pub enum ClusterCommand {
         #[arg(long, default_value = "rk", value_name = "NAME")]
         name: String,
     },
+    /// Show when each replica's certificates (and the cluster CA) expire, and how often
+    /// each was renewed.
+    Certs {
+        /// The cluster's name.
+        #[arg(long, default_value = "rk", value_name = "NAME")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -261,6 +261,21 @@ fn up_apply_demo_status_and_down_leave_nothing_behind() {
     assert!(nodes.iter().all(|n| n[3] == "yes" && n[4] == "True"), "{status}");
     assert_eq!(nodes.iter().map(|n| n[5].parse::<usize>().unwrap()).sum::<usize>(), 3, "3 pod processes:\n{status}");
 
+    // Certificates: the CA and each replica's two, with their expiry, none renewed yet.
+    let certs = env.rkctl(&["cluster", "certs", "--name", name]).ok().stdout;
+    let rows: Vec<Vec<&str>> = certs.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 9, "3 replicas × (ca, client-port, peer):\n{certs}");
+    for kind in ["ca", "client-port", "peer"] {
+        assert_eq!(rows.iter().filter(|r| r[1] == kind).count(), 3, "{certs}");
+    }
+    assert!(rows.iter().filter(|r| r[1] != "ca").all(|r| r[4] == "0"), "{certs}");
+    // The kubeconfig entry carries the CA and the admin's certificate.
+    let kubeconfig = std::fs::read_to_string(env.kubeconfig()).unwrap();
+    assert!(
+        kubeconfig.contains("certificate-authority-data") && kubeconfig.contains("client-key-data"),
+        "{kubeconfig}"
+    );
+
     // `up` again: one line, exit 1, nothing disturbed.
     let before = processes(&env, name);
     let err = env.up(name, &["--replicas", "3", "--nodes", "2"]).fails_with_one_line();

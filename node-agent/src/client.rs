@@ -232,6 +232,19 @@ impl Client {
         self.call(Method::POST, &path(resource, ns, None), "application/json", Some(obj)).await
     }
 
+    /// POST to a subresource (`serviceaccounts/<name>/token`, …).
+    pub async fn create_subresource(
+        &self,
+        resource: &str,
+        ns: Option<&str>,
+        name: &str,
+        sub: &str,
+        obj: &Value,
+    ) -> Result<Value, ClientError> {
+        let p = format!("{}/{sub}", path(resource, ns, Some(name)));
+        self.call(Method::POST, &p, "application/json", Some(obj)).await
+    }
+
     pub async fn put(&self, resource: &str, ns: Option<&str>, name: &str, obj: &Value) -> Result<Value, ClientError> {
         self.call(Method::PUT, &path(resource, ns, Some(name)), "application/json", Some(obj)).await
     }

@@ -1,7 +1,8 @@
 //! Turning a pod spec into what a runtime needs: environment variables (values,
 //! ConfigMap/Secret references, the downward API, `$(VAR)` expansion) and volumes
-//! (emptyDir, configMap, secret, hostPath, downwardAPI) materialised as directories
-//! on the node.
+//! (emptyDir, configMap, secret, hostPath, downwardAPI, projected — including
+//! ServiceAccount tokens, requested for the pod and renewed before they expire)
+//! materialised as directories on the node.
 
 use crate::client::{Client, ClientError};
 use crate::runtime::Mount;
@@ -353,6 +354,94 @@ fn write_atomic(dir: &Path, files: &BTreeMap<String, (Vec<u8>, u32)>) -> std::io
     Ok(())
 }
 
+/// A downwardAPI volume's (or projected source's) files.
+fn downward_files(pod: &Value, d: &Value, mode: u32, pod_ip: &str, host_ip: &str) -> BTreeMap<String, (Vec<u8>, u32)> {
+    let mut files = BTreeMap::new();
+    for it in d["items"].as_array().into_iter().flatten() {
+        let path = it["path"].as_str().unwrap_or("").to_string();
+        let value =
+            it["fieldRef"]["fieldPath"].as_str().and_then(|f| field_ref(pod, f, pod_ip, host_ip)).unwrap_or_default();
+        files.insert(path, (value.into_bytes(), it["mode"].as_u64().map(|m| m as u32).unwrap_or(mode)));
+    }
+    files
+}
+
+/// The files of one source of a projected volume.
+async fn projected_source(
+    client: &Client,
+    objects: &mut Objects,
+    pod: &Value,
+    src: &Value,
+    mode: u32,
+    pod_ip: &str,
+    host_ip: &str,
+) -> Result<BTreeMap<String, (Vec<u8>, u32)>, ConfigError> {
+    let ns = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
+    if let Some(c) = src.get("configMap").or_else(|| src.get("secret")) {
+        let (kind, what) =
+            if src.get("secret").is_some() { ("secrets", "secret") } else { ("configmaps", "configmap") };
+        let obj_name = c["name"].as_str().unwrap_or("");
+        return match objects.data(client, kind, ns, obj_name).await? {
+            Some(data) => Ok(projected_files(&data, c["items"].as_array(), mode)),
+            None if c["optional"].as_bool().unwrap_or(false) => Ok(BTreeMap::new()),
+            None => Err(ConfigError::Missing { kind: what, name: obj_name.into() }),
+        };
+    }
+    if let Some(d) = src.get("downwardAPI") {
+        return Ok(downward_files(pod, d, mode, pod_ip, host_ip));
+    }
+    if let Some(t) = src.get("serviceAccountToken") {
+        let path = t["path"].as_str().unwrap_or("token").to_string();
+        let token = service_account_token(client, pod, t).await?;
+        return Ok(BTreeMap::from([(path, (token.into_bytes(), mode))]));
+    }
+    let kind = src.as_object().and_then(|m| m.keys().next().cloned()).unwrap_or_default();
+    Err(ConfigError::Unsupported(format!("projected volume source {kind:?}")))
+}
+
+/// Tokens issued for pods: (pod uid, audience, seconds) → (token, when to renew it).
+type TokenKey = (String, String, i64);
+static TOKENS: std::sync::LazyLock<parking_lot::Mutex<HashMap<TokenKey, (String, std::time::Instant)>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// A token for the pod's ServiceAccount, bound to the pod (TokenRequest), as a projected
+/// `serviceAccountToken` source asks: reused until 80% of its life has passed, as the
+/// kubelet does.
+async fn service_account_token(client: &Client, pod: &Value, source: &Value) -> Result<String, ConfigError> {
+    let s = |p: &str| pod.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+    let (ns, name, uid) = (s("/metadata/namespace"), s("/metadata/name"), s("/metadata/uid"));
+    let account = Some(s("/spec/serviceAccountName")).filter(|a| !a.is_empty()).unwrap_or_else(|| "default".into());
+    let audience = source["audience"].as_str().unwrap_or("").to_string();
+    let seconds = source["expirationSeconds"].as_i64().unwrap_or(3600).max(600);
+    let key = (uid.clone(), audience.clone(), seconds);
+    let now = std::time::Instant::now();
+    if let Some((token, renew_at)) = TOKENS.lock().get(&key)
+        && *renew_at > now
+    {
+        return Ok(token.clone());
+    }
+    let mut spec = serde_json::json!({"expirationSeconds": seconds,
+        "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid}});
+    if !audience.is_empty() {
+        spec["audiences"] = serde_json::json!([audience]);
+    }
+    let request = serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec});
+    let answer = client
+        .create_subresource("serviceaccounts", Some(&ns), &account, "token", &request)
+        .await
+        .map_err(|e| ConfigError::Api { what: format!("a token for service account {ns}/{account}"), source: e })?;
+    let token = answer.pointer("/status/token").and_then(Value::as_str).unwrap_or("").to_string();
+    if token.is_empty() {
+        return Err(ConfigError::Unsupported(format!("a TokenRequest answer without a token for {ns}/{account}")));
+    }
+    let renew_at = now + std::time::Duration::from_secs(seconds as u64 * 4 / 5);
+    let mut tokens = TOKENS.lock();
+    // Tokens of pods long gone are dropped as new ones come.
+    tokens.retain(|_, (_, at)| *at + std::time::Duration::from_secs(3600) > now);
+    tokens.insert(key, (token.clone(), renew_at));
+    Ok(token)
+}
+
 fn projected_files(
     data: &BTreeMap<String, Vec<u8>>,
     items: Option<&Vec<Value>>,
@@ -431,20 +520,19 @@ pub async fn volumes(
             write_atomic(&dir, &projected_files(&data, c["items"].as_array(), mode)).map_err(io)?;
         } else if let Some(d) = v.get("downwardAPI") {
             let mode = d["defaultMode"].as_u64().unwrap_or(0o644) as u32;
+            write_atomic(&dir, &downward_files(pod, d, mode, pod_ip, host_ip)).map_err(io)?;
+        } else if let Some(p) = v.get("projected") {
+            let mode = p["defaultMode"].as_u64().unwrap_or(0o644) as u32;
             let mut files = BTreeMap::new();
-            for it in d["items"].as_array().into_iter().flatten() {
-                let path = it["path"].as_str().unwrap_or("").to_string();
-                let value = it["fieldRef"]["fieldPath"]
-                    .as_str()
-                    .and_then(|f| field_ref(pod, f, pod_ip, host_ip))
-                    .unwrap_or_default();
-                files.insert(path, (value.into_bytes(), it["mode"].as_u64().map(|m| m as u32).unwrap_or(mode)));
+            for src in p["sources"].as_array().into_iter().flatten() {
+                files.extend(projected_source(client, objects, pod, src, mode, pod_ip, host_ip).await?);
             }
             write_atomic(&dir, &files).map_err(io)?;
         } else {
             let kind = v.as_object().and_then(|m| m.keys().find(|k| *k != "name").cloned()).unwrap_or_default();
             return Err(ConfigError::Unsupported(format!(
-                "volume type {kind:?} (volume {name:?}); rk supports emptyDir, configMap, secret, hostPath and downwardAPI"
+                "volume type {kind:?} (volume {name:?}); rk supports emptyDir, configMap, secret, hostPath, \
+                 downwardAPI and projected"
             )));
         }
         out.insert(name, dir);

@@ -884,6 +884,23 @@ async fn certificates_renew_while_the_cluster_serves() -> Result<()> {
     // Peers kept talking throughout: the cluster still has one leader and takes writes.
     let mut etcd = cluster.client(0).await?;
     etcd.put("renewal/after", "y", None).await?;
+    // Renewals are counted in /metrics and recorded as events on the API's Service.
+    let (_, metrics) = cluster.get(0, "/metrics").await?;
+    let renewals = |label: &str| {
+        let prefix = format!("rk_certificate_renewals_total{{certificate=\"{label}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(prefix.as_str())).and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    ensure!(renewals("client-port").is_some_and(|n| n >= 2) && renewals("peer").is_some_and(|n| n >= 2), "{metrics}");
+    ensure!(metrics.contains("rk_certificate_expiry_timestamp_seconds{certificate=\"ca\"}"), "{metrics}");
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(cluster.kube_client(0).await?, "default");
+    let renewed = rk_tests::wait_for("CertificateRenewed events", Duration::from_secs(10), || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        let found: Vec<_> =
+            list.items.into_iter().filter(|e| e.reason.as_deref() == Some("CertificateRenewed")).collect();
+        (!found.is_empty()).then_some(found)
+    })
+    .await?;
+    ensure!(renewed.iter().all(|e| e.involved_object.name.as_deref() == Some("kubernetes")), "{renewed:?}");
     Ok(())
 }
 
@@ -953,5 +970,68 @@ async fn node_credentials_reach_only_their_own_pods_objects() -> Result<()> {
         .send("PUT", &format!("{base}{leases}/node-b"), "application/json", lease("node-b").to_string().into_bytes())
         .await?;
     ensure!(code == 403, "another node's Lease: {code}");
+    Ok(())
+}
+
+/// Opens a watch on ConfigMaps over its own connection and reads the answer's head:
+/// (status code, the head, the open stream).
+async fn open_watch(
+    addr: std::net::SocketAddr,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+) -> Result<(u16, String, Box<dyn rk_tests::Io>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = rk_tests::connect_io(&addr.to_string(), Some(tls)).await?;
+    let head = format!("GET /api/v1/namespaces/default/configmaps?watch=true HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte)).await??;
+        ensure!(n == 1, "the connection closed before the answer's head ended: {:?}", String::from_utf8_lossy(&got));
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&got).into_owned();
+    let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).context("no status line")?;
+    Ok((code, head, stream))
+}
+
+/// One client over its share of watches gets 429 TooManyRequests with Retry-After; other
+/// clients are not held back, and a closed watch gives its slot back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_share_of_watches_gets_429_and_others_do_not() -> Result<()> {
+    let opts = ClusterOptions {
+        replicas: 1,
+        extra_args: vec!["--max-watches-per-client".into(), "2".into()],
+        ..Default::default()
+    };
+    let cluster = Cluster::start(opts).await?;
+    let addr = cluster.replicas[0].client_addr();
+    let greedy = std::sync::Arc::new(cluster.issue_creds("greedy", &["system:masters"])?.rustls(true)?);
+    let (c1, _, first) = open_watch(addr, greedy.clone()).await?;
+    let (c2, _, _second) = open_watch(addr, greedy.clone()).await?;
+    ensure!((c1, c2) == (200, 200), "{c1} {c2}");
+    let (code, head, _) = open_watch(addr, greedy.clone()).await?;
+    ensure!(code == 429 && head.to_ascii_lowercase().contains("retry-after: 1"), "{head}");
+    // The admin is another client: its watches go through.
+    let admin = std::sync::Arc::new(cluster.admin.clone().context("admin")?.rustls(true)?);
+    let (code, _, _admin_watch) = open_watch(addr, admin).await?;
+    ensure!(code == 200, "another client's watch: {code}");
+    // Closing a watch frees its slot, once the server notices the connection is gone (the
+    // next event it sends there fails): write until then.
+    drop(first);
+    let http = HttpClient::new(&cluster);
+    let base = cluster.api_url(0);
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    rk_tests::wait_for("a freed watch slot", Duration::from_secs(10), || {
+        let (greedy, http, base, n) = (greedy.clone(), &http, &base, &n);
+        async move {
+            let name = format!("poke-{}", n.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            let cm = json!({"metadata": {"name": name}});
+            post_json(http, base, "/api/v1/namespaces/default/configmaps", cm).await.ok()?;
+            let (code, _, stream) = open_watch(addr, greedy).await.ok()?;
+            (code == 200).then_some(stream)
+        }
+    })
+    .await?;
     Ok(())
 }

@@ -409,3 +409,76 @@ async fn docker_deployment_serves_on_pod_ips() -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// In-cluster clients work as in Kubernetes: every pod gets its ServiceAccount's token,
+/// the cluster CA and its namespace at /var/run/secrets/kubernetes.io/serviceaccount, and
+/// the official Python client's in-cluster configuration reaches the API through the
+/// `kubernetes` Service's cluster IP over TLS, allowed what RBAC grants the account.
+/// (The process runtime puts volumes under `$RK_ROOT`, so the script names the files.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_reaches_the_api_with_its_service_account_token() -> Result<()> {
+    let has_client = std::process::Command::new("python3")
+        .args(["-c", "import kubernetes"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ensure!(has_client, "the Python kubernetes client is missing: pip install kubernetes (.ci/run installs it)");
+    let (cluster, c) = cluster_with_node("process").await?;
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    cms.create(&PostParams::default(), &from_json(json!({"metadata": {"name": "marker"}}))?).await?;
+    // The account may read ConfigMaps, nothing more.
+    let admin = cluster.kubeconfig(0)?;
+    let k = Kubectl::new(32, admin)?;
+    k.ok(&["create", "rolebinding", "sa-view", "--clusterrole", "view", "--serviceaccount", "default:default"]).await?;
+    let script = r#"
+import os, sys
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from kubernetes.config.incluster_config import InClusterConfigLoader
+sa = os.environ.get("RK_ROOT", "") + "/var/run/secrets/kubernetes.io/serviceaccount"
+InClusterConfigLoader(token_filename=sa + "/token", cert_filename=sa + "/ca.crt").load_and_set()
+ns = open(sa + "/namespace").read()
+api = client.CoreV1Api()
+names = [c.metadata.name for c in api.list_namespaced_config_map(ns).items]
+try:
+    api.list_namespaced_secret(ns)
+    print("secrets readable")
+except ApiException as e:
+    print("secrets refused", e.status)
+print("in-cluster", ns, "marker" in names, os.environ["KUBERNETES_SERVICE_HOST"])
+"#;
+    // The leader lists the replicas in the `kubernetes` Endpoints within seconds of
+    // starting, and the node's proxy follows: wait until the cluster IP answers (the
+    // pod is a host process, so the host's own connection takes its path).
+    let tls = cluster.admin.clone().context("admin")?.rustls(false)?;
+    wait_for("the kubernetes Service's cluster IP to answer", Duration::from_secs(30), || {
+        let tls = tls.clone();
+        async move {
+            let (code, _) =
+                rk_tests::https_request("10.96.0.1:443".parse().ok()?, tls, "GET", "/version", &[]).await.ok()?;
+            (code == 200).then_some(())
+        }
+    })
+    .await?;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let pod: Pod = from_json(json!({"metadata": {"name": "in-cluster"}, "spec": {"restartPolicy": "Never",
+        "containers": [{"name": "py", "image": "python", "command": ["python3", "-c", script]}]}}))?;
+    let created = pods.create(&PostParams::default(), &pod).await?;
+    // ServiceAccount admission: the default account and its token volume.
+    let spec = created.spec.clone().context("spec")?;
+    ensure!(spec.service_account_name.as_deref() == Some("default"), "{spec:?}");
+    let mounts = spec.containers[0].volume_mounts.clone().unwrap_or_default();
+    ensure!(
+        mounts.iter().any(|m| m.mount_path == "/var/run/secrets/kubernetes.io/serviceaccount"
+            && m.name.starts_with("kube-api-access-")),
+        "{mounts:?}"
+    );
+    let done = wait_pod(&pods, "in-cluster", "finished", Duration::from_secs(60), |p| {
+        matches!(phase(p).as_str(), "Succeeded" | "Failed").then(|| phase(p))
+    })
+    .await?;
+    let logs = pods.logs("in-cluster", &Default::default()).await?;
+    ensure!(done == "Succeeded", "the in-cluster client failed:\n{logs}\n{}", cluster.logs());
+    ensure!(logs.contains("in-cluster default True 10.96.0.1"), "{logs}");
+    ensure!(logs.contains("secrets refused 403"), "{logs}");
+    Ok(())
+}

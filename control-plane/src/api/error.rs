@@ -166,6 +166,10 @@ pub enum ApiError {
     NotAcceptable(String),
     #[error("{0}")]
     Timeout(String),
+    /// A client over its share (open watches, requests in flight); answered with
+    /// `Retry-After`, as kube-apiserver's 429s are.
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -221,6 +225,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -241,6 +246,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::Timeout(_) => "Timeout",
+            ApiError::TooManyRequests(_) => "TooManyRequests",
             ApiError::Unavailable(_) => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalError",
         }
@@ -288,6 +294,7 @@ impl ApiError {
                 Some(d)
             }
             ApiError::NoSuchResource => Some(json!({})),
+            ApiError::TooManyRequests(_) => Some(json!({"retryAfterSeconds": 1})),
             _ => None,
         };
         if let Some(d) = details {
@@ -324,7 +331,11 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self, "internal error answering an API request");
         }
         let body = serde_json::to_vec(&self.status()).unwrap_or_default();
-        (self.code(), [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        let mut resp = (self.code(), [(http::header::CONTENT_TYPE, "application/json")], body).into_response();
+        if matches!(self, ApiError::TooManyRequests(_)) {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        }
+        resp
     }
 }
 

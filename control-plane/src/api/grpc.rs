@@ -40,7 +40,7 @@ pub fn to_status(e: ApiError) -> Status {
         ApiError::Expired(_) => Code::OutOfRange,
         ApiError::Timeout(_) => Code::DeadlineExceeded,
         ApiError::Unavailable(_) => Code::Unavailable,
-        ApiError::TooLarge(_) => Code::ResourceExhausted,
+        ApiError::TooLarge(_) | ApiError::TooManyRequests(_) => Code::ResourceExhausted,
         ApiError::MethodNotAllowed(_) | ApiError::UnsupportedMediaType(_) | ApiError::NotAcceptable(_) => {
             Code::Unimplemented
         }

@@ -26,6 +26,7 @@ pub mod encryption;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod limits;
 pub mod meta;
 pub mod metrics;
 pub mod nodeauth;
@@ -67,15 +68,29 @@ pub struct ApiServer {
     pub advertise: String,
     /// Where every request is recorded, unless audit logging is off.
     pub audit: Option<Arc<audit::AuditLog>>,
+    /// This replica's certificates, for `/metrics` (none with `--insecure-dev`).
+    pub certificates: Vec<Arc<crate::pki::Credentials>>,
 }
 
 impl ApiServer {
     pub fn new(api: rest::Api, advertise: String) -> Arc<Self> {
-        Self::with_audit(api, advertise, None)
+        Self::with_audit(api, advertise, None, vec![])
     }
 
-    pub fn with_audit(api: rest::Api, advertise: String, audit: Option<Arc<audit::AuditLog>>) -> Arc<Self> {
-        Arc::new(Self { api, metrics: Default::default(), watch_settings: Default::default(), advertise, audit })
+    pub fn with_audit(
+        api: rest::Api,
+        advertise: String,
+        audit: Option<Arc<audit::AuditLog>>,
+        certificates: Vec<Arc<crate::pki::Credentials>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            api,
+            metrics: Default::default(),
+            watch_settings: Default::default(),
+            advertise,
+            audit,
+            certificates,
+        })
     }
 }
 
@@ -146,6 +161,7 @@ pub fn router(server: Arc<ApiServer>) -> Router {
                     text.push_str("# TYPE rk_audit_events_dropped_total counter\n");
                     text.push_str(&format!("rk_audit_events_dropped_total {}\n", audit.dropped()));
                 }
+                text.push_str(&crate::pki::render_metrics(&s.certificates));
                 let mut r = text.into_response();
                 r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
                 r

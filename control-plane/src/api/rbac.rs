@@ -483,12 +483,15 @@ pub async fn caller(
 /// the audit log.
 pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response {
     let conn = conn_of(&req);
+    let attrs = Attributes::of_request(req.method(), req.uri().path(), req.uri().query().unwrap_or(""));
     let id = match caller(&api, req.headers(), conn.as_ref(), req.uri().path()).await {
         Ok(Some(id)) => id,
-        Ok(None) => return next.run(req).await,
+        Ok(None) => {
+            let client = conn.map_or_else(|| "anonymous".to_string(), |c| c.addr.ip().to_string());
+            return limited(&api, &client, &attrs, next.run(req)).await;
+        }
         Err(e) => return e.into_response(),
     };
-    let attrs = Attributes::of_request(req.method(), req.uri().path(), req.uri().query().unwrap_or(""));
     let policy = match Policy::load(&api).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
@@ -502,12 +505,39 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
         }
     }
     let mut resp = if policy.authorize(&id, &attrs).allowed {
-        next.run(req).await
+        limited(&api, &id.user, &attrs, next.run(req)).await
     } else {
         attrs.forbidden(&id.user).into_response()
     };
     resp.extensions_mut().insert(id);
     resp
+}
+
+/// Serves `run` within `client`'s share (`limits`): a watch holds its slot for as long
+/// as its stream is open, any other request while it is answered.
+async fn limited(
+    api: &Api,
+    client: &str,
+    attrs: &Attributes,
+    run: impl std::future::Future<Output = Response>,
+) -> Response {
+    use super::limits::Kind;
+    let kind = if attrs.verb == "watch" { Kind::Watch } else { Kind::Request };
+    let slot = match api.limits.acquire(client, kind) {
+        Ok(slot) => slot,
+        Err(e) => return e.into_response(),
+    };
+    let resp = run.await;
+    if kind == Kind::Request {
+        return resp;
+    }
+    use futures::StreamExt;
+    resp.map(|body| {
+        axum::body::Body::from_stream(body.into_data_stream().map(move |chunk| {
+            let _held = &slot;
+            chunk
+        }))
+    })
 }
 
 fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {

@@ -27,11 +27,24 @@ pub struct ApiOptions {
     /// are evicted (Kubernetes' DefaultTolerationSeconds admission; 300 there, shorter
     /// here so failed nodes' pods are replaced quickly).
     pub default_toleration_seconds: i64,
+    /// Watches one client may hold open on this replica (see `limits`).
+    pub max_watches_per_client: usize,
+    /// Other requests one client may have in flight on this replica.
+    pub max_requests_in_flight_per_client: usize,
+    /// Kubernetes' ServiceAccount admission: pods get a projected token volume (token,
+    /// `ca.crt`, namespace) at `/var/run/secrets/kubernetes.io/serviceaccount`.
+    pub mount_service_account_tokens: bool,
 }
 
 impl Default for ApiOptions {
     fn default() -> Self {
-        Self { ranges: Default::default(), default_toleration_seconds: 5 }
+        Self {
+            ranges: Default::default(),
+            default_toleration_seconds: 5,
+            max_watches_per_client: super::limits::DEFAULT_MAX_WATCHES,
+            max_requests_in_flight_per_client: super::limits::DEFAULT_MAX_IN_FLIGHT,
+            mount_service_account_tokens: false,
+        }
     }
 }
 
@@ -85,6 +98,8 @@ pub struct Api {
     pub rbac: std::sync::Arc<super::rbac::PolicyCache>,
     /// Bearer tokens recently verified (see `tokens::authenticate`).
     pub tokens: std::sync::Arc<super::tokens::TokenCache>,
+    /// Each client's open watches and requests in flight (see `limits`).
+    pub limits: std::sync::Arc<super::limits::ClientLimits>,
 }
 
 fn namespace_of(obj: &Value) -> Option<&str> {
@@ -215,7 +230,11 @@ pub struct ListResult {
 
 impl Api {
     pub fn new(store: ObjectStore, options: ApiOptions) -> Self {
-        Self { store, options, rbac: Default::default(), tokens: Default::default() }
+        let limits = std::sync::Arc::new(super::limits::ClientLimits::new(
+            options.max_watches_per_client,
+            options.max_requests_in_flight_per_client,
+        ));
+        Self { store, options, rbac: Default::default(), tokens: Default::default(), limits }
     }
 
     /// The same API with every write fenced to raft term `term` (for controllers).
@@ -225,6 +244,7 @@ impl Api {
             options: self.options.clone(),
             rbac: self.rbac.clone(),
             tokens: self.tokens.clone(),
+            limits: self.limits.clone(),
         }
     }
 
@@ -391,6 +411,70 @@ impl Api {
         }
     }
 
+    /// Kubernetes' ServiceAccount admission: a pod runs as `default` unless it names an
+    /// account, and unless the pod or its account opts out
+    /// (`automountServiceAccountToken: false`) or a container already mounts something
+    /// there, every container gets the account's credentials at
+    /// `/var/run/secrets/kubernetes.io/serviceaccount` from a projected volume
+    /// `kube-api-access-<random>`: a token bound to the pod (an hour, refreshed by the
+    /// node), the cluster CA (`ca.crt`) and the namespace.
+    async fn mount_service_account_token(&self, pod: &mut Value) -> Result<(), ApiError> {
+        const MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+        let ns = namespace_of(pod).unwrap_or("default").to_string();
+        let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else { return Ok(()) };
+        let account = match spec.get("serviceAccountName").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            Some(a) => a.to_string(),
+            None => {
+                let a = spec.get("serviceAccount").and_then(Value::as_str).filter(|s| !s.is_empty());
+                a.unwrap_or("default").to_string()
+            }
+        };
+        spec.insert("serviceAccountName".into(), json!(account));
+        spec.insert("serviceAccount".into(), json!(account));
+        let opted_out = match spec.get("automountServiceAccountToken").and_then(Value::as_bool) {
+            Some(v) => !v,
+            None => {
+                let sa = super::registry::lookup("serviceaccounts");
+                let sa = match sa {
+                    Some(res) => self.get(res, Some(&ns), &account, Freshness::Any).await.ok(),
+                    None => None,
+                };
+                let sa = sa.map(|s| s.object()).transpose()?;
+                sa.and_then(|s| s["automountServiceAccountToken"].as_bool()) == Some(false)
+            }
+        };
+        let containers = ["initContainers", "containers"];
+        let mounted =
+            containers.iter().flat_map(|k| spec.get(*k).and_then(Value::as_array).into_iter().flatten()).any(|c| {
+                c["volumeMounts"].as_array().into_iter().flatten().any(|m| m["mountPath"].as_str() == Some(MOUNT))
+            });
+        if opted_out || mounted {
+            return Ok(());
+        }
+        let name = format!("kube-api-access-{}", meta::random_suffix());
+        let volume = json!({"name": name, "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": crate::controllers::serviceaccount::ROOT_CA_CONFIGMAP,
+                           "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace",
+                                        "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+        ]}});
+        let volumes = spec.entry("volumes").or_insert_with(|| json!([]));
+        if let Some(list) = volumes.as_array_mut() {
+            list.push(volume);
+        }
+        for k in containers {
+            for c in spec.get_mut(k).and_then(Value::as_array_mut).into_iter().flatten() {
+                let Some(c) = c.as_object_mut() else { continue };
+                let mounts = c.entry("volumeMounts").or_insert_with(|| json!([]));
+                if let Some(list) = mounts.as_array_mut() {
+                    list.push(json!({"name": name, "mountPath": MOUNT, "readOnly": true}));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Kubernetes' DefaultTolerationSeconds admission: pods tolerate an unreachable
     /// or not-ready node for a while before being evicted.
     fn default_tolerations(&self, pod: &mut Value) {
@@ -464,6 +548,9 @@ impl Api {
         }
         if res.kind == "Pod" {
             self.default_tolerations(&mut obj);
+            if self.options.mount_service_account_tokens {
+                self.mount_service_account_token(&mut obj).await?;
+            }
         }
         kinds::default(res.kind, &mut obj)?;
         let mut errs = Vec::new();

@@ -48,11 +48,14 @@ pub struct ControllerOptions {
     pub workers: usize,
     /// Every key is reconciled at least this often.
     pub resync: Duration,
+    /// The cluster CA's certificate (PEM), published in every namespace as ConfigMap
+    /// `kube-root-ca.crt` (none with `--insecure-dev`).
+    pub root_ca: Option<String>,
 }
 
 impl Default for ControllerOptions {
     fn default() -> Self {
-        Self { node_monitor_grace: Duration::from_secs(10), workers: 4, resync: Duration::from_secs(30) }
+        Self { node_monitor_grace: Duration::from_secs(10), workers: 4, resync: Duration::from_secs(30), root_ca: None }
     }
 }
 
@@ -174,6 +177,7 @@ fn start(api: Api, opts: &ControllerOptions) -> Term {
         api: api.clone(),
         namespaces: inf["namespaces"].clone(),
         accounts: inf["serviceaccounts"].clone(),
+        root_ca: opts.root_ca.clone(),
     });
     tasks.spawn(after_sync(ready.clone(), runtime::run_workers(sa_ctl, sa_queue.clone(), 1)));
     tasks.spawn(runtime::resync(inf["namespaces"].clone(), sa_queue.clone(), opts.resync, stop_rx.clone()));

@@ -410,6 +410,7 @@ pub async fn run(g: &GlobalArgs, cmd: &ClusterCommand) -> Result<(), ClusterErro
         ClusterCommand::Down { name } => down(g, name).await,
         ClusterCommand::List => list(),
         ClusterCommand::Status { name } => status(name).await,
+        ClusterCommand::Certs { name } => certs(name).await,
     }
 }
 
@@ -845,6 +846,69 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
+// === certs ===
+
+/// `cluster certs`: each running replica's certificates, from its `/metrics`
+/// (`rk_certificate_expiry_timestamp_seconds`, `rk_certificate_renewals_total`).
+async fn certs(name: &str) -> Result<(), ClusterError> {
+    let dir = cluster_dir(name)?;
+    if !dir.exists() {
+        return Err(ClusterError::Unknown(name.to_string()));
+    }
+    let rec = ClusterRecord::load(&dir)?;
+    let driver = driver_for(&rec.driver)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let mut tw = TabWriter::for_tables();
+    tw.write("REPLICA\tCERTIFICATE\tEXPIRES\tLEFT\tRENEWALS\n");
+    let mut answered = 0;
+    for r in rec.replicas.iter().filter(|r| driver.is_running(r)) {
+        let Ok(c) = api_client(&dir, &format!("https://{}:{}", r.ip, r.port)).await else { continue };
+        let Ok(resp) = c.send(Request::get("/metrics").accept("text/plain")).await else { continue };
+        use http_body_util::BodyExt;
+        let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let rows = certificate_rows(&String::from_utf8_lossy(&body));
+        if rows.is_empty() {
+            continue;
+        }
+        answered += 1;
+        for (cert, expires, renewals) in rows {
+            let when = jiff::Timestamp::from_second(expires).map(|t| t.to_string()).unwrap_or_else(|_| "-".into());
+            let left = if expires > now { crate::human::human_duration(expires - now) } else { "EXPIRED".into() };
+            let renewals = renewals.map_or_else(|| "-".to_string(), |n| n.to_string());
+            tw.write(&format!("{}\t{cert}\t{when}\t{left}\t{renewals}\n", r.name));
+        }
+    }
+    if answered == 0 {
+        return Err(ClusterError::Api(format!(
+            "no replica of {name:?} reported certificates (is it running, and not --insecure-dev?)"
+        )));
+    }
+    crate::output::print(&tw.flush());
+    Ok(())
+}
+
+/// (certificate, expiry in Unix seconds, renewals) from a replica's metrics text.
+fn certificate_rows(metrics: &str) -> Vec<(String, i64, Option<u64>)> {
+    let value = |line: &str, metric: &str| -> Option<(String, String)> {
+        let rest = line.strip_prefix(metric)?.strip_prefix("{certificate=\"")?;
+        let (label, rest) = rest.split_once("\"}")?;
+        Some((label.to_string(), rest.trim().to_string()))
+    };
+    let renewals: Vec<(String, u64)> = metrics
+        .lines()
+        .filter_map(|l| value(l, "rk_certificate_renewals_total"))
+        .filter_map(|(c, v)| Some((c, v.parse().ok()?)))
+        .collect();
+    metrics
+        .lines()
+        .filter_map(|l| value(l, "rk_certificate_expiry_timestamp_seconds"))
+        .filter_map(|(c, v)| {
+            let n = renewals.iter().find(|(r, _)| *r == c).map(|(_, n)| *n);
+            Some((c, v.parse().ok()?, n))
+        })
+        .collect()
+}
+
 /// (ready, leader) of one replica: `/readyz`, and `rk_raft_is_leader` from `/metrics`.
 async fn replica_health(dir: &Path, url: &str) -> (&'static str, &'static str) {
     let Ok(c) = api_client(dir, url).await else { return ("-", "-") };
@@ -868,6 +932,18 @@ async fn replica_health(dir: &Path, url: &str) -> (&'static str, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificate_rows_come_from_the_metrics() {
+        let metrics = "# HELP x\nrk_certificate_expiry_timestamp_seconds{certificate=\"ca\"} 2000000000\n\
+                       rk_certificate_expiry_timestamp_seconds{certificate=\"peer\"} 1900000000\n\
+                       rk_certificate_renewals_total{certificate=\"peer\"} 3\nrk_raft_is_leader 1\n";
+        assert_eq!(
+            certificate_rows(metrics),
+            vec![("ca".to_string(), 2_000_000_000, None), ("peer".to_string(), 1_900_000_000, Some(3))]
+        );
+        assert!(certificate_rows("rk_raft_is_leader 1\n").is_empty());
+    }
 
     #[test]
     fn names_are_dns_labels() {
