@@ -213,6 +213,33 @@ pub fn pki_dir_of(pki_dir: &Option<PathBuf>, data_dir: &Option<PathBuf>) -> Opti
     pki_dir.clone().or_else(|| data_dir.as_ref().map(|d| d.join("pki")))
 }
 
+/// `rk-server token …`: join tokens for new nodes.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "rk-server token", about = "Make join tokens: `rk-agent --join TOKEN` gets a node its credentials")]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum TokenCommand {
+    /// Make a join token, valid for --ttl: `rk-agent --join TOKEN --server URL` uses it to
+    /// check the server (the token pins the cluster CA) and get the node's certificate.
+    Create {
+        #[command(flatten)]
+        pki: PkiArgs,
+        /// Client address of any replica.
+        #[arg(long, default_value = "127.0.0.1:2379")]
+        endpoint: String,
+        /// How long the token works (e.g. 30m, 24h).
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        ttl: Duration,
+        /// Why it was made (kept with the token).
+        #[arg(long, default_value = "made by rk-server token create")]
+        description: String,
+    },
+}
+
 /// `rk-server certs …`: credentials from the cluster CA.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "rk-server certs", about = "Issue credentials from the cluster CA, and show when certificates expire")]

@@ -4,7 +4,8 @@
 use clap::Parser;
 use rk_control_plane::api::encryption;
 use rk_control_plane::config::{
-    CertsArgs, CertsCommand, Config, SecretsArgs, SecretsCommand, SnapshotArgs, SnapshotCommand,
+    CertsArgs, CertsCommand, Config, SecretsArgs, SecretsCommand, SnapshotArgs, SnapshotCommand, TokenArgs,
+    TokenCommand,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -17,6 +18,9 @@ fn main() -> std::process::ExitCode {
     }
     if std::env::args_os().nth(1).is_some_and(|a| a == "certs") {
         return certs(CertsArgs::parse_from(std::env::args_os().skip(1)));
+    }
+    if std::env::args_os().nth(1).is_some_and(|a| a == "token") {
+        return token(TokenArgs::parse_from(std::env::args_os().skip(1)));
     }
     let config = Config::parse();
     if let Err(e) = rk_control_plane::failpoint::init() {
@@ -201,6 +205,52 @@ fn certs(args: CertsArgs) -> std::process::ExitCode {
     match result {
         Ok(s) if s.is_empty() => std::process::ExitCode::SUCCESS,
         other => report(other),
+    }
+}
+
+/// `rk-server token create`: a join token's Secret, made through a running replica.
+fn token(args: TokenArgs) -> std::process::ExitCode {
+    use rk_control_plane::api::bootstrap;
+    let TokenCommand::Create { pki, endpoint, ttl, description } = args.command;
+    let result = pki.dir().and_then(|dir| {
+        let ca_path = rk_control_plane::pki::Ca::cert_path(&dir);
+        let ca = std::fs::read_to_string(&ca_path).map_err(|e| format!("cannot read {}: {e}", ca_path.display()))?;
+        let (id, secret) = bootstrap::new_token();
+        let token = bootstrap::join_token(&ca, &id, &secret).map_err(|e| e.to_string())?;
+        let obj = bootstrap::secret_object(&id, &secret, ttl, &description);
+        block_on(async {
+            use rk_proto::resources::resources_client::ResourcesClient;
+            use rk_proto::resources::{CreateRequest, ResourceRef};
+            let channel = rk_control_plane::tls::tool_channel(&endpoint, Some(&dir)).await?;
+            let request = CreateRequest {
+                r#ref: Some(ResourceRef {
+                    resource: "secrets".into(),
+                    namespace: "kube-system".into(),
+                    name: String::new(),
+                }),
+                json: serde_json::to_vec(&obj).map_err(|e| e.to_string())?.into(),
+                options: None,
+            };
+            ResourcesClient::new(channel).create(request).await.map_err(|s| s.message().to_string())?;
+            Ok(())
+        })?;
+        Ok(format!(
+            "{token}\n(valid for {}; on a new node: rk-agent --join TOKEN --server https://{} --name NODE …)",
+            humantime(ttl),
+            endpoint.trim_start_matches("https://")
+        ))
+    });
+    report(result)
+}
+
+/// `1h30m`-style text for a duration.
+fn humantime(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
     }
 }
 

@@ -236,10 +236,8 @@ impl Ca {
         roots_of(self.cert_pem.as_bytes())
     }
 
-    /// Issues a certificate for `leaf`, with a new key.
-    pub fn issue(&self, leaf: &Leaf) -> Result<Issued, PkiError> {
-        let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, &self.key)?;
-        let key = KeyPair::generate()?;
+    /// The parameters of a certificate for `leaf`, and when it expires.
+    fn leaf_params(&self, leaf: &Leaf) -> Result<(CertificateParams, SystemTime), PkiError> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name.push(DnType::CommonName, leaf.common_name.as_str());
         // rcgen keeps one value per attribute type, so the second group is written as the
@@ -271,9 +269,35 @@ impl Ca {
         let not_after = (now + leaf.validity).min(self.not_after);
         params.not_before = (now - BACKDATE).into();
         params.not_after = not_after.into();
+        Ok((params, not_after))
+    }
+
+    /// Issues a certificate for `leaf`, with a new key.
+    pub fn issue(&self, leaf: &Leaf) -> Result<Issued, PkiError> {
+        let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, &self.key)?;
+        let key = KeyPair::generate()?;
+        let (params, not_after) = self.leaf_params(leaf)?;
         let cert = params.signed_by(&key, &issuer)?;
         Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem(), not_after })
     }
+
+    /// Signs the key of a certificate signing request (PEM; its signature is checked)
+    /// with what `leaf` says, whatever the request asked for; returns the certificate.
+    pub fn sign_request(&self, csr_pem: &str, leaf: &Leaf) -> Result<String, PkiError> {
+        let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, &self.key)?;
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)?;
+        csr.params = self.leaf_params(leaf)?.0;
+        Ok(csr.signed_by(&issuer)?.pem())
+    }
+}
+
+/// The pin of a CA certificate (PEM): the SHA-256 of its DER, in hex, as join tokens
+/// carry it.
+pub fn ca_hash(ca_pem: &str) -> Result<String, PkiError> {
+    use sha2::Digest as _;
+    let der = CertificateDer::from_pem_slice(ca_pem.as_bytes())
+        .map_err(|e| PkiError::Tls(format!("the CA certificate does not parse: {e}")))?;
+    Ok(sha2::Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Writes a file only its owner may read.
@@ -424,7 +448,10 @@ impl Credentials {
 
     fn make(ca: &Ca, role: &Role, validity: Duration) -> Result<(Arc<CertifiedKey>, SystemTime), PkiError> {
         let issued = ca.issue(&role.leaf(validity))?;
-        Ok((Arc::new(certified_key(&issued.cert_pem, &issued.key_pem)?), issued.not_after))
+        // The CA goes with the certificate, so a client holding only the CA's hash (a
+        // joining node) can check whom it talks to.
+        let chain = format!("{}{}", issued.cert_pem, ca.cert_pem);
+        Ok((Arc::new(certified_key(&chain, &issued.key_pem)?), issued.not_after))
     }
 
     pub fn ca(&self) -> &Arc<Ca> {

@@ -319,14 +319,17 @@ fn apply_get_describe_delete() {
     let r = s.rkctl(&["get", "deploy/web", "-o", "yaml"]).ok();
     assert!(r.stdout.starts_with("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n"), "{}", r.stdout);
     assert!(r.stdout.contains("  replicas: 3\n") && !r.stdout.contains("managedFields"), "{}", r.stdout);
+    // Every namespace also holds the cluster CA's ConfigMap, kube-root-ca.crt (as in
+    // Kubernetes), first by name.
     let r = s.rkctl(&["get", "cm", "-o", "json"]).ok();
     let list: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON output");
     assert_eq!(list["kind"], "List");
-    assert_eq!(list["items"][0]["metadata"]["name"], "web-config");
-    assert_eq!(list["items"][0]["data"]["greeting"], "hello");
+    assert_eq!(list["items"][0]["metadata"]["name"], "kube-root-ca.crt");
+    assert_eq!(list["items"][1]["metadata"]["name"], "web-config");
+    assert_eq!(list["items"][1]["data"]["greeting"], "hello");
     assert!(r.stdout.starts_with("{\n    \"apiVersion\": \"v1\",\n"), "kubectl's four-space JSON: {}", r.stdout);
     let r = s.rkctl(&["get", "deploy,cm", "-o", "name"]).ok();
-    assert_eq!(r.stdout, "deployment.apps/web\nconfigmap/web-config\n");
+    assert_eq!(r.stdout, "deployment.apps/web\nconfigmap/kube-root-ca.crt\nconfigmap/web-config\n");
 
     // -l selects; an empty result says so on stderr.
     let r = s.rkctl(&["get", "deploy", "-l", "tier=front", "-o", "name"]).ok();
@@ -340,8 +343,12 @@ fn apply_get_describe_delete() {
     assert!(lines[0].starts_with("NAMESPACE   NAME                  READY"), "{}", r.stdout);
     assert!(lines[1].starts_with("default     deployment.apps/web   0/3"), "{}", r.stdout);
     assert_eq!(lines[2], "", "a blank line between the kinds' tables");
-    assert!(lines[3].starts_with("NAMESPACE   NAME                   DATA   AGE"), "{}", r.stdout);
-    assert!(lines[4].starts_with("default     configmap/web-config   1      "), "{}", r.stdout);
+    // Every namespace has its kube-root-ca.crt, which widens the ConfigMaps' columns.
+    let header: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(header, ["NAMESPACE", "NAME", "DATA", "AGE"], "{}", r.stdout);
+    let rows: Vec<Vec<&str>> = lines[4..].iter().map(|l| l.split_whitespace().take(3).collect()).collect();
+    assert!(rows.contains(&vec!["default", "configmap/web-config", "1"]), "{}", r.stdout);
+    assert!(rows.contains(&vec!["kube-system", "configmap/kube-root-ca.crt", "1"]), "{}", r.stdout);
     let r = s.rkctl(&["get", "all"]).ok();
     assert!(r.stdout.contains("deployment.apps/web   0/3"), "{}", r.stdout);
 
@@ -367,7 +374,7 @@ fn apply_get_describe_delete() {
     // delete -f removes both; afterwards nothing is left.
     let r = s.rkctl(&["delete", "-f", &app]).ok();
     assert_eq!(r.stdout, "configmap \"web-config\" deleted\ndeployment.apps \"web\" deleted\n");
-    let r = s.rkctl(&["get", "deploy,cm"]).ok();
+    let r = s.rkctl(&["get", "deploy,cm", "--field-selector=metadata.name!=kube-root-ca.crt"]).ok();
     assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", "No resources found in default namespace.\n"));
 }
 
@@ -545,7 +552,11 @@ fn watch_prints_changes_until_interrupted() {
     };
     s.rkctl_stdin(&["apply", "-f", "-"], &cm("1")).ok();
 
-    let mut child = s.command(&["get", "cm", "-w"]).spawn().expect("start rkctl get -w");
+    // (Without the namespace's kube-root-ca.crt, whose long name would widen the columns.)
+    let mut child = s
+        .command(&["get", "cm", "-w", "--field-selector=metadata.name!=kube-root-ca.crt"])
+        .spawn()
+        .expect("start rkctl get -w");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
@@ -897,9 +908,13 @@ fn jsonpath_and_custom_columns() {
     .ok();
 
     // A list: the template applies to a List with items, as in kubectl.
-    let r = s.rkctl(&["get", "cm", "-o", "jsonpath={.kind} {.items[*].metadata.name}"]).ok();
+    // (Without the namespace's kube-root-ca.crt, whose data is the cluster's CA.)
+    const NOT_CA: &str = "--field-selector=metadata.name!=kube-root-ca.crt";
+    let r = s.rkctl(&["get", "cm", NOT_CA, "-o", "jsonpath={.kind} {.items[*].metadata.name}"]).ok();
     assert_eq!(r.stdout, "List other web-config");
-    let r = s.rkctl(&["get", "cm", "-o", r#"jsonpath={range .items[*]}{.metadata.name}{"\t"}{.data}{"\n"}{end}"#]).ok();
+    let r = s
+        .rkctl(&["get", "cm", NOT_CA, "-o", r#"jsonpath={range .items[*]}{.metadata.name}{"\t"}{.data}{"\n"}{end}"#])
+        .ok();
     assert_eq!(r.stdout, "other\t{\"x\":\"\\u003c\\u0026\\u003e\"}\nweb-config\t{\"greeting\":\"hello\"}\n");
     // One object: the template applies to it.
     let r = s.rkctl(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}/{..image}"]).ok();
@@ -913,7 +928,8 @@ fn jsonpath_and_custom_columns() {
         ])
         .ok();
     assert_eq!(r.stdout, "80");
-    let r = s.rkctl(&["get", "cm", "-o", r"jsonpath={.items[0].metadata.labels.app\.kubernetes\.io/name}"]).ok();
+    let r =
+        s.rkctl(&["get", "cm", NOT_CA, "-o", r"jsonpath={.items[0].metadata.labels.app\.kubernetes\.io/name}"]).ok();
     assert_eq!(r.stdout, "o");
     // Missing fields print nothing, unless asked to fail.
     let r = s.rkctl(&["get", "cm/other", "-o", "jsonpath=[{.metadata.nope}]"]).ok();
@@ -938,7 +954,7 @@ fn jsonpath_and_custom_columns() {
         ("jsonpath=", "error: template format specified but no template given\n"),
         (
             "jsonpath={.items[9]}",
-            "error: error executing jsonpath \"{.items[9]}\": Error executing template: array index out of bounds: index 9, length 2\n",
+            "error: error executing jsonpath \"{.items[9]}\": Error executing template: array index out of bounds: index 9, length 3\n",
         ),
         ("custom-columns=NAME", "error: unexpected custom-columns spec: NAME, expected <header>:<json-path-expr>\n"),
         ("custom-columns=", "error: custom-columns format specified but no custom columns given\n"),
@@ -958,6 +974,7 @@ fn jsonpath_and_custom_columns() {
         .rkctl(&[
             "get",
             "deploy,cm",
+            NOT_CA,
             "-o",
             "custom-columns=KIND:.kind,NAME:.metadata.name,REPLICAS:.spec.replicas,IMAGES:.spec.template.spec.containers[*].image",
         ])
@@ -972,7 +989,7 @@ fn jsonpath_and_custom_columns() {
     let r = s.rkctl(&["get", "cm", "other", "-o", "custom-columns=N:metadata.name,D:{.data}", "--no-headers"]).ok();
     assert_eq!(r.stdout, "other   map[x:<&>]\n");
     let cols = s.write("cols.txt", "NAME      GREETING\n.metadata.name   .data.greeting\n");
-    let r = s.rkctl(&["get", "cm", "-o", &format!("custom-columns-file={cols}")]).ok();
+    let r = s.rkctl(&["get", "cm", NOT_CA, "-o", &format!("custom-columns-file={cols}")]).ok();
     assert_eq!(r.stdout, "NAME         GREETING\nother        <none>\nweb-config   hello\n");
 }
 

@@ -95,6 +95,19 @@ pub struct Client {
     authorization: Option<http::HeaderValue>,
 }
 
+/// An error with its causes: hyper's say only "client error (Connect)" at the top, and
+/// the cause (a refused connection, a certificate that does not verify) is what helps.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// Splits a `--server` value (`http://a:2379,http://b:2379`) into base URLs.
 pub fn parse_servers(servers: &str) -> Vec<String> {
     servers.split(',').map(|s| s.trim().trim_end_matches('/').to_string()).filter(|s| !s.is_empty()).collect()
@@ -192,7 +205,7 @@ impl Client {
         let req = req
             .body(Body::new(Bytes::from(bytes)))
             .map_err(|e| ClientError::Transport { server: server.clone(), detail: e.to_string() })?;
-        self.http.request(req).await.map_err(|e| self.transport(&server, e))
+        self.http.request(req).await.map_err(|e| self.transport(&server, error_chain(&e)))
     }
 
     async fn call(
@@ -230,6 +243,12 @@ impl Client {
 
     pub async fn create(&self, resource: &str, ns: Option<&str>, obj: &Value) -> Result<Value, ClientError> {
         self.call(Method::POST, &path(resource, ns, None), "application/json", Some(obj)).await
+    }
+
+    /// POST `body` to `path` (an API path outside the resources, such as
+    /// `/rk/v1/node-certificate`).
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        self.call(Method::POST, path, "application/json", Some(body)).await
     }
 
     /// POST to a subresource (`serviceaccounts/<name>/token`, …).

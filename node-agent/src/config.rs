@@ -32,6 +32,13 @@ pub struct Config {
     #[arg(long, env = "RK_KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<std::path::PathBuf>,
 
+    /// A join token (`rk-server token create`): with --server, the agent checks the
+    /// server against the CA the token pins, gets its own certificate and keeps its
+    /// credentials as `<data-dir>/kubeconfig` (used from then on; the token is then no
+    /// longer needed).
+    #[arg(long, env = "RK_JOIN_TOKEN", value_name = "TOKEN", conflicts_with = "kubeconfig")]
+    pub join: Option<String>,
+
     /// Node name (default: the host name).
     #[arg(long)]
     pub name: Option<String>,

@@ -17,6 +17,7 @@
 
 pub mod client;
 pub mod config;
+pub mod join;
 pub mod kubeconfig;
 pub mod node;
 pub mod pods;
@@ -207,9 +208,17 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         return Err(AgentError::Config("--count above 1 needs --runtime hollow".into()));
     }
     let base_name = config.name.clone().unwrap_or_else(hostname);
-    let credentials = match &config.kubeconfig {
-        Some(path) => Some(kubeconfig::load(path).map_err(|e| AgentError::Config(e.to_string()))?),
-        None => None,
+    let credentials = match (&config.kubeconfig, &config.join) {
+        (Some(path), _) => Some(kubeconfig::load(path).map_err(|e| AgentError::Config(e.to_string()))?),
+        (None, Some(token)) => {
+            let servers = config
+                .server
+                .as_deref()
+                .ok_or_else(|| AgentError::Config("--join needs --server: the API server to join through".into()))?;
+            let joined = join::credentials(token, servers, &base_name, &config.data_dir).await;
+            Some(joined.map_err(|e| AgentError::Config(e.to_string()))?)
+        }
+        (None, None) => None,
     };
     let servers = match (&config.server, &credentials) {
         (Some(s), _) => s.clone(),

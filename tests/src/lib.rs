@@ -818,7 +818,9 @@ impl Cluster {
         // (the node authorizer would hold it to that name): it is in system:nodes, and
         // RBAC's system:node role is what it may do.
         let user = if runtime == "hollow" { format!("rk:hollow-nodes:{name}") } else { format!("system:node:{name}") };
-        let kubeconfig = if self.opts.insecure {
+        // An agent told to `--join` with a token gets its credentials itself.
+        let joins = extra.contains(&"--join");
+        let kubeconfig = if self.opts.insecure || joins {
             None
         } else {
             let path = self.dir.path().join(format!("{name}.kubeconfig"));
@@ -870,6 +872,18 @@ impl Cluster {
         agent.spawn()?;
         self.agents.push(agent);
         Ok(k)
+    }
+
+    /// A join token from `rk-server token create` (valid for `ttl`, e.g. `10m`).
+    pub fn join_token(&self, ttl: &str) -> Result<String> {
+        let out = Command::new(binary("rk-server")?)
+            .args(["token", "create", "--ttl", ttl, "--endpoint", &self.replicas[0].endpoint()])
+            .arg("--pki-dir")
+            .arg(self.pki_dir())
+            .output()?;
+        ensure!(out.status.success(), "rk-server token create failed: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text.lines().next().context("rk-server token create printed nothing")?.to_string())
     }
 
     /// Starts a killed agent again with the same data directory (it adopts its pods).

@@ -482,3 +482,66 @@ print("in-cluster", ns, "marker" in names, os.environ["KUBERNETES_SERVICE_HOST"]
     ensure!(logs.contains("secrets refused 403"), "{logs}");
     Ok(())
 }
+
+/// Join tokens: `rk-server token create` makes one; `rk-agent --join TOKEN` checks the
+/// server against the CA the token pins, gets its own node certificate, keeps it, and
+/// registers. A token with the wrong secret, an expired one, or one pinning another CA
+/// gets nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joins_with_a_token() -> Result<()> {
+    let mut cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
+    let token = cluster.join_token("10m")?;
+    ensure!(token.starts_with("rk1:"), "{token}");
+    let good = cluster.start_agent("process", &["--join", &token])?;
+    let c = cluster.kube_client(0).await?;
+    let nodes: Api<Node> = Api::all(c.clone());
+    rk_tests::wait_nodes_ready(&nodes, 1).await.with_context(|| cluster.logs())?;
+    // Its credentials are kept, readable by the agent only, and name the node.
+    let kept = cluster.agents[good].data_dir.join("kubeconfig");
+    use std::os::unix::fs::PermissionsExt;
+    ensure!(std::fs::metadata(&kept)?.permissions().mode() & 0o777 == 0o600, "{}", kept.display());
+    let name = cluster.agents[good].name.clone();
+    ensure!(nodes.get(&name).await.is_ok(), "node {name} registered");
+    // A restart uses the kept credentials, even with a token that no longer works.
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), "kube-system");
+    let id = token.rsplit(':').next().and_then(|b| b.split('.').next()).context("token id")?;
+    secrets.delete(&format!("bootstrap-token-{id}"), &DeleteParams::default()).await?;
+    cluster.restart_agent(good)?;
+    rk_tests::wait_nodes_ready(&nodes, 1).await?;
+
+    // Refused: a wrong secret, an expired token, a token pinning another CA.
+    let fresh = cluster.join_token("10m")?;
+    let (head, _) = fresh.rsplit_once('.').context("token")?;
+    let wrong_secret = format!("{head}.0000000000000000");
+    let expiring = cluster.join_token("1s")?;
+    let other_ca = format!("rk1:{}:{}", "0".repeat(64), fresh.rsplit(':').next().context("token")?);
+    // Wait (with a deadline) until the server itself refuses the 1 s token.
+    let tls = cluster.admin.clone().context("admin")?.rustls(false)?;
+    let bearer = format!("Bearer {}", expiring.rsplit(':').next().context("token")?);
+    let addr = cluster.replicas[0].client_addr();
+    wait_for("the short token to expire", Duration::from_secs(10), || {
+        let (tls, bearer) = (tls.clone(), bearer.clone());
+        async move {
+            let headers = [("Authorization", bearer.as_str()), ("Content-Length", "0")];
+            let (code, _) =
+                rk_tests::https_request(addr, tls, "POST", "/rk/v1/node-certificate", &headers).await.ok()?;
+            (code == 401).then_some(())
+        }
+    })
+    .await?;
+    for (bad, says) in
+        [(&wrong_secret, "Unauthorized"), (&expiring, "Unauthorized"), (&other_ca, "no CA with the join token's hash")]
+    {
+        let k = cluster.start_agent("process", &["--join", bad])?;
+        let agent = &mut cluster.agents[k];
+        let log = wait_for("the agent to give up", Duration::from_secs(20), || {
+            let exited = !agent.is_running();
+            let log = agent.log();
+            async move { exited.then_some(log) }
+        })
+        .await?;
+        ensure!(log.contains(says), "{bad}: {log}");
+        ensure!(!agent.data_dir.join("kubeconfig").exists(), "{bad} left credentials");
+    }
+    Ok(())
+}

@@ -21,6 +21,7 @@
 pub mod alloc;
 pub mod audit;
 pub mod body;
+pub mod bootstrap;
 pub mod discovery;
 pub mod encryption;
 pub mod error;
@@ -147,6 +148,7 @@ pub fn router(server: Arc<ApiServer>) -> Router {
         .route("/api/", get(core_root))
         .route("/apis", get(groups_root))
         .route("/apis/", get(groups_root))
+        .route(bootstrap::NODE_CERTIFICATE_PATH, axum::routing::post(bootstrap::node_certificate))
         .route("/livez", get(|| async { plain(StatusCode::OK, "ok") }))
         .route("/readyz", get(ready))
         .route("/healthz", get(ready))

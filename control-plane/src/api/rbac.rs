@@ -450,6 +450,9 @@ pub async fn caller(
     // Client certificates first, then tokens: kube-apiserver's order.
     let authenticated = match (conn.and_then(|c| c.identity.as_ref()), bearer(headers)) {
         (Some(cert), _) => Some(cert.clone()),
+        (None, Some(token)) if super::bootstrap::is_bootstrap_token(token) => {
+            Some(super::bootstrap::authenticate(api, token).await?)
+        }
         (None, Some(token)) => Some(super::tokens::authenticate(api, token).await?),
         (None, None) => None,
     };
@@ -736,10 +739,12 @@ pub fn bootstrap_objects() -> Vec<Value> {
         role("system:discovery", vec![url_rule(&["get"], &discovery)]),
         role("system:public-info-viewer", vec![url_rule(&["get"], &public)]),
         role("system:node", node_rules()),
+        role("system:node-bootstrapper", vec![url_rule(&["post"], &[super::bootstrap::NODE_CERTIFICATE_PATH])]),
         binding("cluster-admin", &[MASTERS]),
         // Kubernetes leaves `system:node` unbound and restricts nodes with its Node
         // authorizer; until rk has one, nodes get the role through their group.
         binding("system:node", &[NODES]),
+        binding("system:node-bootstrapper", &[super::bootstrap::BOOTSTRAPPERS]),
         binding("system:basic-user", &[AUTHENTICATED]),
         binding("system:discovery", &[AUTHENTICATED]),
         binding("system:public-info-viewer", &[AUTHENTICATED, UNAUTHENTICATED]),
