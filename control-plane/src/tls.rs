@@ -47,40 +47,46 @@ impl axum::extract::connect_info::Connected<IncomingStream<'_, ClientListener>> 
     }
 }
 
-/// A client port stream: plain TCP or TLS over it.
-pub enum Stream {
+/// A stream that is plain TCP or TLS over it (`T`: the server or client side's).
+pub enum Either<T> {
     Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Tls(Box<T>),
 }
 
-impl AsyncRead for Stream {
+/// A client port stream.
+pub type Stream = Either<tokio_rustls::server::TlsStream<TcpStream>>;
+
+/// A stream this replica dialed.
+pub type DialedStream = Either<tokio_rustls::client::TlsStream<TcpStream>>;
+
+impl<T: AsyncRead + Unpin> AsyncRead for Either<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Either::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Either::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
 
-impl AsyncWrite for Stream {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Either<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Either::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Either::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Either::Plain(s) => Pin::new(s).poll_flush(cx),
+            Either::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Either::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Either::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 
@@ -90,15 +96,15 @@ impl AsyncWrite for Stream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Either::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Either::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            Stream::Plain(s) => s.is_write_vectored(),
-            Stream::Tls(s) => s.is_write_vectored(),
+            Either::Plain(s) => s.is_write_vectored(),
+            Either::Tls(s) => s.is_write_vectored(),
         }
     }
 }
@@ -145,7 +151,7 @@ async fn accept_loop(
         // Small requests and replies must not wait for Nagle's algorithm.
         let _ = socket.set_nodelay(true);
         let Some(acceptor) = acceptor.clone() else {
-            if tx.send((Stream::Plain(socket), Conn { addr, identity: None, tls: false })).await.is_err() {
+            if tx.send((Either::Plain(socket), Conn { addr, identity: None, tls: false })).await.is_err() {
                 return;
             }
             continue;
@@ -164,7 +170,7 @@ async fn accept_loop(
                 }
             };
             let identity = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(pki::identity_of);
-            let _ = tx.send((Stream::Tls(Box::new(stream)), Conn { addr, identity, tls: true })).await;
+            let _ = tx.send((Either::Tls(Box::new(stream)), Conn { addr, identity, tls: true })).await;
         });
     }
 }
@@ -248,8 +254,8 @@ pub fn peer_incoming(
                 _ = tx.closed() => return,
             };
             let replica = match (&inner, &conn.identity) {
-                (Stream::Plain(_), _) => None,
-                (Stream::Tls(s), _) => {
+                (Either::Plain(_), _) => None,
+                (Either::Tls(s), _) => {
                     let names = s
                         .get_ref()
                         .1
@@ -321,55 +327,17 @@ impl Dialer {
                 socket.set_nodelay(true)?;
                 let tcp = socket.connect(target).await?;
                 let stream: DialedStream = match &this.tls {
-                    None => DialedStream::Plain(tcp),
+                    None => Either::Plain(tcp),
                     Some(config) => {
                         let name = name.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                         let tls = tokio_rustls::TlsConnector::from(config.clone()).connect(name, tcp).await?;
-                        DialedStream::Tls(Box::new(tls))
+                        Either::Tls(Box::new(tls))
                     }
                 };
                 Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(stream))
             }
         });
         endpoint.connect_with_connector(connector).await
-    }
-}
-
-/// A dialed stream: plain TCP or TLS over it.
-pub enum DialedStream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for DialedStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            DialedStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            DialedStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for DialedStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            DialedStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            DialedStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            DialedStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            DialedStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            DialedStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            DialedStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
     }
 }
 

@@ -71,6 +71,14 @@ where
     }
 }
 
+/// Fails unless `python3` has the official Kubernetes client (`pip install kubernetes`).
+pub fn require_python_client() -> Result<()> {
+    let has_client =
+        Command::new("python3").args(["-c", "import kubernetes"]).output().is_ok_and(|o| o.status.success());
+    ensure!(has_client, "the Python kubernetes client is missing: pip install kubernetes (.ci/run installs it)");
+    Ok(())
+}
+
 /// `etcd_client::Client::connect`, with a panic inside it turned into an error: the
 /// crate (0.17) unwraps a channel send while connecting, which has been seen to fail
 /// when a connect races a replica going away.

@@ -417,11 +417,7 @@ async fn docker_deployment_serves_on_pod_ips() -> Result<()> {
 /// (The process runtime puts volumes under `$RK_ROOT`, so the script names the files.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_reaches_the_api_with_its_service_account_token() -> Result<()> {
-    let has_client = std::process::Command::new("python3")
-        .args(["-c", "import kubernetes"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ensure!(has_client, "the Python kubernetes client is missing: pip install kubernetes (.ci/run installs it)");
+    rk_tests::require_python_client()?;
     let (cluster, c) = cluster_with_node("process").await?;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
     cms.create(&PostParams::default(), &from_json(json!({"metadata": {"name": "marker"}}))?).await?;

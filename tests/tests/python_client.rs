@@ -9,11 +9,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_kubernetes_client_works_against_rk() -> Result<()> {
-    let has_client = std::process::Command::new("python3")
-        .args(["-c", "import kubernetes"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ensure!(has_client, "the Python kubernetes client is missing: pip install kubernetes (.ci/run installs it)");
+    rk_tests::require_python_client()?;
     let mut cluster = Cluster::start(ClusterOptions::default()).await?;
     cluster.start_agent("hollow", &["--count", "3"])?;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/k8s_client.py");

@@ -746,9 +746,17 @@ impl Api {
         mut mutate: impl FnMut(Option<&Value>) -> Result<(Value, bool), ApiError>,
     ) -> Result<Outcome, ApiError> {
         let key = res.key(ns, name);
-        for _ in 0..MAX_RETRIES {
-            let current = self.store.get(&key, Freshness::Any).await?;
+        for attempt in 0..MAX_RETRIES {
+            // This replica's state first (the write is a compare-and-swap, so a stale read
+            // only costs a retry); but a follower may not yet have applied what the client
+            // has seen (its create, a newer version), so 404 and 409 are only answered from
+            // the latest state.
+            let freshness = if attempt == 0 { Freshness::Any } else { Freshness::Latest };
+            let current = self.store.get(&key, freshness).await?;
             let Some(current) = current else {
+                if attempt == 0 {
+                    continue;
+                }
                 if !allow_create {
                     return Err(ApiError::not_found(res, name));
                 }
@@ -769,6 +777,9 @@ impl Api {
             if let Some(rv) = precondition
                 && rv != current.rev
             {
+                if rv > current.rev && attempt == 0 {
+                    continue;
+                }
                 return Err(ApiError::conflict(res, name));
             }
             let warnings = Self::field_validation(res, &desired, opts.field_validation)?;
