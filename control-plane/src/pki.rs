@@ -25,7 +25,7 @@ use rcgen::{
     SanType,
 };
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -666,11 +666,6 @@ pub fn kubeconfig(name: &str, servers: &[String], ca_pem: &str, cert: &Issued) -
         crt = b64(&cert.cert_pem),
         key = b64(&cert.key_pem),
     )
-}
-
-/// A private key's PEM in PKCS#8, as rustls reads it back.
-pub fn pkcs8(key_pem: &str) -> Result<PrivatePkcs8KeyDer<'static>, PkiError> {
-    PrivatePkcs8KeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| PkiError::Tls(e.to_string()))
 }
 
 #[cfg(test)]

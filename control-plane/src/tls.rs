@@ -12,8 +12,8 @@
 //!   joining): TCP from a chosen source address, then TLS verifying the name the other
 //!   end's certificate must carry.
 //!
-//! `--insecure-dev` turns all of it off: plain TCP, as the tests of old and local
-//! experiments had it.
+//! `--insecure-dev` turns all of it off: plain TCP, for local experiments (and the
+//! benchmarks that compare with a peer that runs without TLS).
 
 use crate::api::rbac::Identity;
 use crate::pki;

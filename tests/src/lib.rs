@@ -90,7 +90,7 @@ pub async fn connect_etcd(endpoint: String, opts: etcd_client::ConnectOptions) -
 }
 
 /// Where a cluster CA's certificate is.
-fn rk_control_plane_ca(pki_dir: &Path) -> PathBuf {
+fn ca_cert_file(pki_dir: &Path) -> PathBuf {
     pki_dir.join("ca.crt")
 }
 
@@ -516,7 +516,7 @@ impl Cluster {
         if !opts.insecure {
             // The first replica creates the cluster CA; the admin's certificate comes
             // from it, as `rk-server certs issue` gives it to a user.
-            let ca = rk_control_plane_ca(&cluster.pki_dir());
+            let ca = ca_cert_file(&cluster.pki_dir());
             wait_for("the cluster CA", Duration::from_secs(20), || async { ca.exists().then_some(()) }).await?;
             cluster.admin = Some(cluster.issue_creds("admin", &["system:masters"])?);
         }

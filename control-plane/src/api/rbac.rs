@@ -4,16 +4,21 @@
 //! roles every cluster has: `cluster-admin`, `admin`, `edit`, `view` and the `system:`
 //! roles every authenticated user gets).
 //!
-//! rk does not require authentication yet, so a request without credentials may do
-//! anything. What RBAC governs today:
-//! - requests with a ServiceAccount token (`Authorization: Bearer`, from `kubectl create
-//!   token`; see `tokens.rs`), authorized as that account;
-//! - requests that **impersonate** someone (`kubectl --as jane --as-group dev`, the
-//!   `Impersonate-User` and `Impersonate-Group` headers): the unauthenticated caller may
-//!   impersonate anyone, an authenticated one needs RBAC's `impersonate`, and the request
+//! Every request is authorized as the user it proves it is ([`caller`]):
+//! - a client certificate the cluster CA signed (its common name the user, its
+//!   organizations the groups), checked in the TLS handshake (`tls.rs`, `pki.rs`);
+//! - else a bearer token: a ServiceAccount token (`tokens.rs`) or a node's join token
+//!   (`bootstrap.rs`);
+//! - a request that **impersonates** someone (`kubectl --as jane --as-group dev`, the
+//!   `Impersonate-User` and `Impersonate-Group` headers) needs RBAC's `impersonate`, and
 //!   is then authorized as that user ([`layer`]);
-//! - access reviews (`kubectl auth can-i [--as …]`, SubjectAccessReview), answered from
-//!   the same rules (`review.rs`).
+//! - a request with no credentials gets 401 on a TLS connection unless its path is public
+//!   (`/livez`, `/readyz`, `/healthz`, `/version`); on an `--insecure-dev` one it may do
+//!   anything, and impersonate anyone.
+//!
+//! Nodes are held to their own objects by `nodeauth.rs` before RBAC; each client's share of
+//! watches and requests in flight is kept by `limits.rs`. Access reviews (`kubectl auth
+//! can-i [--as …]`, SubjectAccessReview) are answered from the same rules (`review.rs`).
 //!
 //! Start at [`Policy::authorize`].
 
