@@ -480,6 +480,18 @@ impl Credentials {
         Ok(())
     }
 
+    /// A client configuration trusting the CA and presenting these credentials (for
+    /// dialing other replicas).
+    pub fn client_config(self: &Arc<Self>) -> Result<rustls::ClientConfig, PkiError> {
+        client_config(self.ca.roots()?, Some(self.clone()))
+    }
+
+    /// A server configuration presenting these credentials; `required`: clients must
+    /// present a certificate the CA signed (the peer port).
+    pub fn server_config(self: &Arc<Self>, required: bool) -> Result<rustls::ServerConfig, PkiError> {
+        server_config(self.clone(), self.ca.roots()?, required)
+    }
+
     pub fn role(&self) -> &Role {
         &self.role
     }

@@ -228,20 +228,13 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
         let ca = cluster_ca(&config, &data_dir, recorded.is_some(), peers.len())?;
         let (dns_names, ips) = client_port_names(&config, client_addr, &advertise_client, &ranges);
         let role = crate::pki::Role::ClientPort { dns_names, ips };
-        let creds = crate::pki::Credentials::issue(ca, role, config.cert_validity).map_err(pki_err)?;
-        Some(creds)
+        Some(crate::pki::Credentials::issue(ca, role, config.cert_validity)?)
     };
     // rk's own calls to other replicas' client ports (joining) present this replica's
     // client port certificate, which is in `system:masters`.
-    let api_dialer = match &security {
-        None => crate::tls::Dialer::plain(),
-        Some(creds) => crate::tls::Dialer {
-            tls: Some(Arc::new(
-                crate::pki::client_config(creds.ca().roots().map_err(pki_err)?, Some(creds.clone()))
-                    .map_err(pki_err)?,
-            )),
-            local_ip: None,
-        },
+    let api_dialer = crate::tls::Dialer {
+        tls: security.as_ref().map(|c| c.client_config().map(Arc::new)).transpose()?,
+        local_ip: None,
     };
     let backend = Backend::Disk { dir: data_dir.join("raft"), segment_bytes: DEFAULT_SEGMENT_BYTES };
     let (log, recovered) = RaftLog::open(&backend)?;
@@ -298,27 +291,12 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
     let channel = node::channel();
     let local_ip = Some(peer_addr.ip()).filter(|ip| !ip.is_unspecified());
     // Peers authenticate each other with certificates naming their replica ids.
-    let peer_creds = match &security {
-        None => None,
-        Some(client_creds) => Some(
-            crate::pki::Credentials::issue(
-                client_creds.ca().clone(),
-                crate::pki::Role::Peer { id },
-                config.cert_validity,
-            )
-            .map_err(pki_err)?,
-        ),
-    };
-    let peer_dialer = match &peer_creds {
-        None => crate::tls::Dialer { tls: None, local_ip },
-        Some(creds) => crate::tls::Dialer {
-            tls: Some(Arc::new(
-                crate::pki::client_config(creds.ca().roots().map_err(pki_err)?, Some(creds.clone()))
-                    .map_err(pki_err)?,
-            )),
-            local_ip,
-        },
-    };
+    let peer_creds = security
+        .as_ref()
+        .map(|c| crate::pki::Credentials::issue(c.ca().clone(), crate::pki::Role::Peer { id }, config.cert_validity))
+        .transpose()?;
+    let peer_dialer =
+        crate::tls::Dialer { tls: peer_creds.as_ref().map(|c| c.client_config().map(Arc::new)).transpose()?, local_ip };
     let transport = GrpcTransport::new(id, peer_dialer.clone(), tokio::runtime::Handle::current(), channel.0.clone());
     let cmd_tx = channel.0.clone();
     let request_timeout = Duration::from_millis(config.request_timeout_ms.max(100));
@@ -333,13 +311,7 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
 
     // Peer port.
     let peer_service = PeerService::new(id, cmd_tx, lessor.clone()).into_server();
-    let peer_tls = match &peer_creds {
-        None => None,
-        Some(creds) => {
-            let roots = creds.ca().roots().map_err(pki_err)?;
-            Some(Arc::new(crate::pki::server_config(creds.clone(), roots, true).map_err(pki_err)?))
-        }
-    };
+    let peer_tls = peer_creds.as_ref().map(|c| c.server_config(true).map(Arc::new)).transpose()?;
     let peer_incoming = crate::tls::peer_incoming(peer, peer_tls);
     let mut stop_peer = raft.shared.leadership.clone();
     tokio::spawn(async move {
@@ -420,13 +392,7 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
     };
     let kube = crate::api::ApiServer::with_audit(kube, advertise_client.clone(), audit, certificates);
     let router = client_router(etcd_api, resources).merge(crate::api::router(kube)).fallback(not_found);
-    let client_tls = match &security {
-        None => None,
-        Some(creds) => {
-            let roots = creds.ca().roots().map_err(pki_err)?;
-            Some(Arc::new(crate::pki::server_config(creds.clone(), roots, false).map_err(pki_err)?))
-        }
-    };
+    let client_tls = security.as_ref().map(|c| c.server_config(false).map(Arc::new)).transpose()?;
     let client = crate::tls::ClientListener::new(client, client_tls).map_err(|e| ServerError::Serve(e.to_string()))?;
     let mut stop_client = raft.shared.leadership.clone();
     tokio::spawn(async move {
@@ -477,10 +443,6 @@ async fn renewal_events(
         );
         recorder.record(&service, "Normal", "CertificateRenewed", &message).await;
     }
-}
-
-fn pki_err(e: crate::pki::PkiError) -> ServerError {
-    ServerError::Pki(e)
 }
 
 /// The cluster CA, created when this replica may make it up: like the secrets key, a

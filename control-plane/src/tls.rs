@@ -253,9 +253,9 @@ pub fn peer_incoming(
                 c = listener.accept() => c,
                 _ = tx.closed() => return,
             };
-            let replica = match (&inner, &conn.identity) {
-                (Either::Plain(_), _) => None,
-                (Either::Tls(s), _) => {
+            let replica = match &inner {
+                Either::Plain(_) => None,
+                Either::Tls(s) => {
                     let names = s
                         .get_ref()
                         .1
@@ -372,12 +372,5 @@ pub async fn tool_channel(
 
 /// An error with its causes (tonic's transport errors say little at the top).
 pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+    std::iter::successors(Some(e), |e| e.source()).map(|e| e.to_string()).collect::<Vec<_>>().join(": ")
 }

@@ -98,14 +98,7 @@ pub struct Client {
 /// An error with its causes: hyper's say only "client error (Connect)" at the top, and
 /// the cause (a refused connection, a certificate that does not verify) is what helps.
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+    std::iter::successors(Some(e), |e| e.source()).map(|e| e.to_string()).collect::<Vec<_>>().join(": ")
 }
 
 /// Splits a `--server` value (`http://a:2379,http://b:2379`) into base URLs.

@@ -481,8 +481,8 @@ print("in-cluster", ns, "marker" in names, os.environ["KUBERNETES_SERVICE_HOST"]
 
 /// Join tokens: `rk-server token create` makes one; `rk-agent --join TOKEN` checks the
 /// server against the CA the token pins, gets its own node certificate, keeps it, and
-/// registers. A token with the wrong secret, an expired one, or one pinning another CA
-/// gets nowhere.
+/// registers. A deleted token, one with the wrong secret, an expired one, or one pinning
+/// another CA gets nowhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_joins_with_a_token() -> Result<()> {
     let mut cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
@@ -505,7 +505,7 @@ async fn a_node_joins_with_a_token() -> Result<()> {
     cluster.restart_agent(good)?;
     rk_tests::wait_nodes_ready(&nodes, 1).await?;
 
-    // Refused: a wrong secret, an expired token, a token pinning another CA.
+    // Refused: a deleted token, a wrong secret, an expired token, a token pinning another CA.
     let fresh = cluster.join_token("10m")?;
     let (head, _) = fresh.rsplit_once('.').context("token")?;
     let wrong_secret = format!("{head}.0000000000000000");
@@ -525,9 +525,12 @@ async fn a_node_joins_with_a_token() -> Result<()> {
         }
     })
     .await?;
-    for (bad, says) in
-        [(&wrong_secret, "Unauthorized"), (&expiring, "Unauthorized"), (&other_ca, "no CA with the join token's hash")]
-    {
+    for (bad, says) in [
+        (&token, "Unauthorized"),
+        (&wrong_secret, "Unauthorized"),
+        (&expiring, "Unauthorized"),
+        (&other_ca, "no CA with the join token's hash"),
+    ] {
         let k = cluster.start_agent("process", &["--join", bad])?;
         let agent = &mut cluster.agents[k];
         let log = wait_for("the agent to give up", Duration::from_secs(20), || {

@@ -863,10 +863,8 @@ async fn certs(name: &str) -> Result<(), ClusterError> {
     let mut answered = 0;
     for r in rec.replicas.iter().filter(|r| driver.is_running(r)) {
         let Ok(c) = api_client(&dir, &format!("https://{}:{}", r.ip, r.port)).await else { continue };
-        let Ok(resp) = c.send(Request::get("/metrics").accept("text/plain")).await else { continue };
-        use http_body_util::BodyExt;
-        let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        let rows = certificate_rows(&String::from_utf8_lossy(&body));
+        let Some(metrics) = replica_metrics(&c).await else { continue };
+        let rows = certificate_rows(&metrics);
         if rows.is_empty() {
             continue;
         }
@@ -913,20 +911,21 @@ fn certificate_rows(metrics: &str) -> Vec<(String, i64, Option<u64>)> {
 async fn replica_health(dir: &Path, url: &str) -> (&'static str, &'static str) {
     let Ok(c) = api_client(dir, url).await else { return ("-", "-") };
     let ready = yes_no(c.send(Request::get("/readyz")).await.is_ok());
-    let leader = match c.send(Request::get("/metrics").accept("text/plain")).await {
-        Ok(resp) => {
-            use http_body_util::BodyExt;
-            let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            let text = String::from_utf8_lossy(&body);
-            match text.lines().find_map(|l| l.strip_prefix("rk_raft_is_leader ")) {
-                Some(v) if v.trim() == "1" => "yes",
-                Some(_) => "no",
-                None => "-",
-            }
-        }
-        Err(_) => "-",
+    let metrics = replica_metrics(&c).await.unwrap_or_default();
+    let leader = match metrics.lines().find_map(|l| l.strip_prefix("rk_raft_is_leader ")) {
+        Some(v) if v.trim() == "1" => "yes",
+        Some(_) => "no",
+        None => "-",
     };
     (ready, leader)
+}
+
+/// A replica's `/metrics` text, if it answers.
+async fn replica_metrics(c: &Client) -> Option<String> {
+    use http_body_util::BodyExt;
+    let resp = c.send(Request::get("/metrics").accept("text/plain")).await.ok()?;
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    Some(String::from_utf8_lossy(&body).into_owned())
 }
 
 #[cfg(test)]
