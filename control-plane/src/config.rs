@@ -59,6 +59,19 @@ pub struct Config {
     #[arg(long)]
     pub join: Option<String>,
 
+    /// With --join: a replica token (`rk-server token create --replica`) from which this
+    /// replica gets the cluster CA and the secrets encryption keys it lacks, checking the
+    /// member it asks against the CA the token pins. Not needed once they are here.
+    #[arg(
+        long,
+        env = "RK_REPLICA_JOIN_TOKEN",
+        value_name = "TOKEN",
+        requires = "join",
+        conflicts_with = "insecure_dev",
+        hide_env_values = true
+    )]
+    pub join_token: Option<String>,
+
     /// Length of one raft tick in milliseconds.
     #[arg(long, default_value_t = 20)]
     pub tick_ms: u64,
@@ -153,7 +166,7 @@ pub struct Config {
     /// key per line, the first encrypts, all decrypt; re-read when it changes. Keep it out
     /// of the data directory; every replica needs the same keys. Default: beside the data
     /// directory, `<data-dir>.secrets-key`. Created when missing, except by a replica that
-    /// joins (it needs the cluster's keys: copy the file) or by one of several founding
+    /// joins (it needs the cluster's keys: --join-token fetches them) or by one of several founding
     /// members that does not name it (they must share one: give each the same file).
     #[arg(long, value_name = "FILE")]
     pub encryption_key_file: Option<PathBuf>,
@@ -161,7 +174,7 @@ pub struct Config {
     /// The cluster CA's directory (`ca.crt`, `ca.key`). Default: `<data-dir>/pki`. The
     /// first replica of a new cluster creates the CA there; founding members of a cluster
     /// of several must name one directory they share (the first to start creates it), and
-    /// a joining replica needs a copy of it. Every replica issues its own certificates
+    /// a joining replica needs a copy of it (--join-token fetches one). Every replica issues its own certificates
     /// from it, and renews them before they expire.
     #[arg(long, value_name = "DIR")]
     pub pki_dir: Option<PathBuf>,
@@ -213,9 +226,13 @@ pub fn pki_dir_of(pki_dir: &Option<PathBuf>, data_dir: &Option<PathBuf>) -> Opti
     pki_dir.clone().or_else(|| data_dir.as_ref().map(|d| d.join("pki")))
 }
 
-/// `rk-server token …`: join tokens for new nodes.
+/// `rk-server token …`: join tokens for new nodes and replicas.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "rk-server token", about = "Make join tokens: `rk-agent --join TOKEN` gets a node its credentials")]
+#[command(
+    name = "rk-server token",
+    about = "Make join tokens: `rk-agent --join TOKEN` gets a node its credentials, `rk-server --join-token TOKEN` \
+             a new replica"
+)]
 pub struct TokenArgs {
     #[command(subcommand)]
     pub command: TokenCommand,
@@ -224,7 +241,9 @@ pub struct TokenArgs {
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum TokenCommand {
     /// Make a join token, valid for --ttl: `rk-agent --join TOKEN --server URL` uses it to
-    /// check the server (the token pins the cluster CA) and get the node's certificate.
+    /// check the server (the token pins the cluster CA) and get the node's certificate;
+    /// with --replica, `rk-server --join ADDR --join-token TOKEN` also uses it to get the
+    /// cluster CA and the secrets keys for a new replica.
     Create {
         #[command(flatten)]
         pki: PkiArgs,
@@ -237,6 +256,10 @@ pub enum TokenCommand {
         /// Why it was made (kept with the token).
         #[arg(long, default_value = "made by rk-server token create")]
         description: String,
+        /// A token for a new replica: it also gives the cluster CA's key and the secrets
+        /// encryption keys (everything a replica holds), so keep its --ttl short.
+        #[arg(long)]
+        replica: bool,
     },
 }
 

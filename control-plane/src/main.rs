@@ -211,13 +211,14 @@ fn certs(args: CertsArgs) -> std::process::ExitCode {
 /// `rk-server token create`: a join token's Secret, made through a running replica.
 fn token(args: TokenArgs) -> std::process::ExitCode {
     use rk_control_plane::api::bootstrap;
-    let TokenCommand::Create { pki, endpoint, ttl, description } = args.command;
+    let TokenCommand::Create { pki, endpoint, ttl, description, replica } = args.command;
     let result = pki.dir().and_then(|dir| {
         let ca_path = rk_control_plane::pki::Ca::cert_path(&dir);
         let ca = std::fs::read_to_string(&ca_path).map_err(|e| format!("cannot read {}: {e}", ca_path.display()))?;
         let (id, secret) = bootstrap::new_token();
         let token = bootstrap::join_token(&ca, &id, &secret).map_err(|e| e.to_string())?;
-        let obj = bootstrap::secret_object(&id, &secret, ttl, &description);
+        let groups: &[&str] = if replica { &[bootstrap::REPLICAS] } else { &[] };
+        let obj = bootstrap::secret_object(&id, &secret, ttl, &description, groups);
         block_on(async {
             use rk_proto::resources::resources_client::ResourcesClient;
             use rk_proto::resources::{CreateRequest, ResourceRef};
@@ -234,11 +235,13 @@ fn token(args: TokenArgs) -> std::process::ExitCode {
             ResourcesClient::new(channel).create(request).await.map_err(|s| s.message().to_string())?;
             Ok(())
         })?;
-        Ok(format!(
-            "{token}\n(valid for {}; on a new node: rk-agent --join TOKEN --server https://{} --name NODE …)",
-            humantime(ttl),
-            endpoint.trim_start_matches("https://")
-        ))
+        let endpoint = endpoint.trim_start_matches("https://");
+        let usage = if replica {
+            format!("on a new replica: rk-server --join {endpoint} --join-token TOKEN --data-dir DIR …")
+        } else {
+            format!("on a new node: rk-agent --join TOKEN --server https://{endpoint} --name NODE …")
+        };
+        Ok(format!("{token}\n(valid for {}; {usage})", humantime(ttl)))
     });
     report(result)
 }

@@ -172,16 +172,7 @@ impl Ca {
         if Self::exists(dir) {
             return Ok((Self::load(dir)?, false));
         }
-        let write_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| PkiError::Write { path, source }
-        };
-        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(write_err(parent))?;
-        let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "pki".into());
-        let tmp = parent.join(format!(".{name}.tmp-{}-{}", std::process::id(), rand::random::<u32>()));
-        std::fs::create_dir(&tmp).map_err(write_err(&tmp))?;
-        let made = (|| {
+        let created = Self::place(dir, || {
             let key = KeyPair::generate()?;
             let mut params = CertificateParams::new(Vec::<String>::new())?;
             params.distinguished_name.push(DnType::CommonName, "rk-ca");
@@ -193,11 +184,34 @@ impl Ca {
             params.not_before = (now - BACKDATE).into();
             params.not_after = (now + CA_VALIDITY).into();
             let cert = params.self_signed(&key)?;
-            Ok::<_, PkiError>((cert.pem(), key.serialize_pem()))
-        })();
-        let written = made.and_then(|(cert, key)| {
+            Ok((cert.pem(), key.serialize_pem()))
+        })?;
+        Ok((Self::load(dir)?, created))
+    }
+
+    /// Keeps in `dir` the cluster's CA received from a member (a replica joining with a
+    /// token), unless a CA is there already; returns the CA `dir` then holds.
+    pub fn install(dir: &Path, cert_pem: &str, key_pem: &str) -> Result<Ca, PkiError> {
+        Self::place(dir, || Ok((cert_pem.to_string(), key_pem.to_string())))?;
+        Self::load(dir)
+    }
+
+    /// Writes the CA `make` gives (certificate, key) to a directory of its own, checks
+    /// it loads, and renames it to `dir`; `false` when another process filled `dir` first.
+    fn place(dir: &Path, make: impl FnOnce() -> Result<(String, String), PkiError>) -> Result<bool, PkiError> {
+        let write_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| PkiError::Write { path, source }
+        };
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(write_err(parent))?;
+        let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "pki".into());
+        let tmp = parent.join(format!(".{name}.tmp-{}-{}", std::process::id(), rand::random::<u32>()));
+        std::fs::create_dir(&tmp).map_err(write_err(&tmp))?;
+        let written = make().and_then(|(cert, key)| {
             write_private(&Self::key_path(&tmp), &key)?;
-            std::fs::write(Self::cert_path(&tmp), cert).map_err(write_err(&Self::cert_path(&tmp)))
+            std::fs::write(Self::cert_path(&tmp), cert).map_err(write_err(&Self::cert_path(&tmp)))?;
+            Self::load(&tmp).map(drop)
         });
         if let Err(e) = written {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -205,18 +219,17 @@ impl Ca {
         }
         // Renaming onto a missing or empty directory succeeds; onto one another replica
         // filled first, it fails, and that replica's CA is the cluster's.
-        let created = match std::fs::rename(&tmp, dir) {
-            Ok(()) => true,
+        match std::fs::rename(&tmp, dir) {
+            Ok(()) => Ok(true),
             Err(_) if Self::exists(dir) => {
                 let _ = std::fs::remove_dir_all(&tmp);
-                false
+                Ok(false)
             }
             Err(source) => {
                 let _ = std::fs::remove_dir_all(&tmp);
-                return Err(PkiError::Write { path: dir.to_path_buf(), source });
+                Err(PkiError::Write { path: dir.to_path_buf(), source })
             }
-        };
-        Ok((Self::load(dir)?, created))
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -225,6 +238,12 @@ impl Ca {
 
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
+    }
+
+    /// The CA's private key, PEM-encoded: only for a replica joining with a token, which
+    /// needs it to issue its own certificates as every replica does.
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
     }
 
     pub fn not_after(&self) -> SystemTime {
@@ -294,10 +313,9 @@ impl Ca {
 /// The pin of a CA certificate (PEM): the SHA-256 of its DER, in hex, as join tokens
 /// carry it.
 pub fn ca_hash(ca_pem: &str) -> Result<String, PkiError> {
-    use sha2::Digest as _;
     let der = CertificateDer::from_pem_slice(ca_pem.as_bytes())
         .map_err(|e| PkiError::Tls(format!("the CA certificate does not parse: {e}")))?;
-    Ok(sha2::Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02x}")).collect())
+    Ok(rk_proto::join::sha256_hex(der.as_ref()))
 }
 
 /// Writes a file only its owner may read.
@@ -460,6 +478,11 @@ impl Credentials {
 
     pub fn not_after(&self) -> SystemTime {
         self.current.read().1
+    }
+
+    /// How long each of these certificates is valid (`--cert-validity`).
+    pub fn validity(&self) -> Duration {
+        self.validity
     }
 
     /// How many times the certificate was replaced since start.

@@ -219,6 +219,9 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| ServerError::DataDir { path: data_dir.clone(), reason: e.to_string() })?;
     let recorded = read_member_file(&data_dir)?;
+    if let (Some(addr), Some(token), None) = (&config.join, &config.join_token, &recorded) {
+        fetch_replica_credentials(&config, addr, token, &data_dir).await?;
+    }
     let key_path = secrets_key_path(&config, &data_dir, recorded.is_some(), peers.len())?;
     let ranges = crate::api::alloc::Ranges::parse(&config.service_cluster_ip_range, &config.service_node_port_range)
         .map_err(ServerError::Config)?;
@@ -445,9 +448,78 @@ async fn renewal_events(
     }
 }
 
+/// Fetches what a replica joining with a replica token lacks of the cluster's secrets
+/// (the CA with its key, the secrets keys) from the member at `addr`, trusting that
+/// member only through the CA the token pins. What is here already is kept; a CA that is
+/// not the token's is refused.
+async fn fetch_replica_credentials(
+    config: &Config,
+    addr: &str,
+    token: &str,
+    data_dir: &Path,
+) -> Result<(), ServerError> {
+    use crate::pki::Ca;
+    let fail = |reason: String| ServerError::Join { addr: addr.to_string(), reason };
+    let (hash, bearer) = rk_proto::join::parse(token).ok_or_else(|| {
+        ServerError::Config(
+            "--join-token: not a token `rk-server token create --replica` makes (rk1:<CA hash>:<id>.<secret>)".into(),
+        )
+    })?;
+    let pki_dir = config.pki_dir.clone().unwrap_or_else(|| data_dir.join("pki"));
+    let key_path = match &config.encryption_key_file {
+        Some(p) => p.clone(),
+        None => config::default_key_file(data_dir).map_err(ServerError::Config)?,
+    };
+    let check_pin = |ca: &Ca| match crate::pki::ca_hash(ca.cert_pem())? {
+        have if have.eq_ignore_ascii_case(hash) => Ok(()),
+        _ => Err(ServerError::Config(format!(
+            "the CA in {} is not the one the join token pins: give this replica an empty --pki-dir, or a \
+             token of the cluster that CA belongs to",
+            pki_dir.display()
+        ))),
+    };
+    if Ca::exists(&pki_dir) && key_path.exists() {
+        return check_pin(&Ca::load(&pki_dir)?);
+    }
+    let tls = rk_proto::join::client_config(hash).map_err(|e| fail(e.to_string()))?;
+    let host_port = addr.split("://").last().unwrap_or(addr);
+    let path = crate::api::bootstrap::REPLICA_CREDENTIALS_PATH;
+    let (status, body) = crate::tls::post_json(
+        host_port,
+        crate::pki::API_SERVER_NAME,
+        Arc::new(tls),
+        path,
+        bearer,
+        &serde_json::json!({}),
+    )
+    .await
+    .map_err(fail)?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(String::from))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        return Err(fail(format!("the member refused the join token ({status}): {message}")));
+    }
+    let answer: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| fail(format!("the answer is not JSON: {e}")))?;
+    let field = |k: &str| answer[k].as_str().ok_or_else(|| fail(format!("the answer lacks {k}")));
+    check_pin(&Ca::install(&pki_dir, field("ca")?, field("caKey")?)?)?;
+    crate::api::encryption::install_key_file(&key_path, field("encryptionKeys")?)
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    tracing::warn!(pki_dir = %pki_dir.display(), key_file = %key_path.display(),
+        "received the cluster CA and the secrets keys with the join token; keep both private");
+    Ok(())
+}
+
+/// In the data directory: the hash of the CA this replica serves with, so a restart that
+/// finds another CA (or none) is refused instead of making certificates nobody trusts.
+const CA_USED_FILE: &str = "cluster-ca.sha256";
+
 /// The cluster CA, created when this replica may make it up: like the secrets key, a
 /// joining replica or one of several founders that names no shared directory must not
-/// (its certificates would not be trusted by the others), so those starts are refused
+/// (its certificates would not be trusted by the others), nor may a replica that served
+/// with a CA before (its clients and peers trust that one), so those starts are refused
 /// with what to do instead.
 fn cluster_ca(
     config: &Config,
@@ -458,15 +530,27 @@ fn cluster_ca(
     use crate::pki::Ca;
     let named = config.pki_dir.is_some();
     let dir = config.pki_dir.clone().unwrap_or_else(|| data_dir.join("pki"));
-    if !Ca::exists(&dir) && !restarting {
-        if config.join.is_some() {
+    let used_file = data_dir.join(CA_USED_FILE);
+    let used = std::fs::read_to_string(&used_file).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    if !Ca::exists(&dir) {
+        if used.is_some() {
             return Err(ServerError::Config(format!(
-                "the cluster CA is missing from {}: a joining replica needs the cluster's CA. Copy ca.crt and \
-                 ca.key from any member's PKI directory there (or name it with --pki-dir)",
+                "the cluster CA this replica served with is missing from {}: put its ca.crt and ca.key back \
+                 (from a backup, or from another member's PKI directory); a new CA would not be trusted by the \
+                 other members nor by any client. To start over with a new CA on purpose, delete {}",
+                dir.display(),
+                used_file.display()
+            )));
+        }
+        if config.join.is_some() && !restarting {
+            return Err(ServerError::Config(format!(
+                "the cluster CA is missing from {}: a joining replica needs the cluster's CA. Give it a replica \
+                 token (`rk-server token create --replica`, then --join-token TOKEN), or copy ca.crt and ca.key \
+                 from any member's PKI directory there (or name it with --pki-dir)",
                 dir.display()
             )));
         }
-        if !named && founders > 1 {
+        if !named && founders > 1 && !restarting {
             return Err(ServerError::Config(format!(
                 "the founding members of a cluster must share one CA, and {} holds none: give every founding \
                  member the same --pki-dir (the first to start creates the CA there; on separate machines, \
@@ -479,6 +563,24 @@ fn cluster_ca(
     if created {
         tracing::warn!(dir = %dir.display(), "created the cluster CA; its key (ca.key) signs every credential \
             of this cluster: keep it private");
+    }
+    let hash = crate::pki::ca_hash(ca.cert_pem())?;
+    match used {
+        Some(u) if u == hash => {}
+        Some(_) => {
+            return Err(ServerError::Config(format!(
+                "the cluster CA in {} is not the one this replica served with: point --pki-dir at that one. To \
+                 start over with this CA on purpose, delete {}",
+                dir.display(),
+                used_file.display()
+            )));
+        }
+        None => {
+            let tmp = data_dir.join(format!("{CA_USED_FILE}.tmp"));
+            std::fs::write(&tmp, format!("{hash}\n"))
+                .and_then(|()| std::fs::rename(&tmp, &used_file))
+                .map_err(|e| ServerError::DataDir { path: data_dir.to_path_buf(), reason: e.to_string() })?;
+        }
     }
     Ok(Arc::new(ca))
 }

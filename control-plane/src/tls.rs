@@ -370,6 +370,40 @@ pub async fn tool_channel(
     dialer.channel(endpoint, pki::API_SERVER_NAME).await.map_err(|e| format!("cannot reach {host_port}: {}", chain(&e)))
 }
 
+/// One HTTPS `POST` of `body` (JSON) with a bearer token to `addr` (`host:port`), whose
+/// certificate must name `server_name` as `tls` verifies it: the answer's status and
+/// body. For joining, before this replica has credentials of its own.
+pub async fn post_json(
+    addr: &str,
+    server_name: &str,
+    tls: Arc<rustls::ClientConfig>,
+    path: &str,
+    bearer: &str,
+    body: &serde_json::Value,
+) -> Result<(http::StatusCode, bytes::Bytes), String> {
+    use http_body_util::BodyExt as _;
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_string()).map_err(|e| e.to_string())?;
+    let connect = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("cannot connect: {e}"))?;
+        let tls = tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await.map_err(|e| format!("TLS: {e}"))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let request = http::Request::post(path)
+            .header(http::header::HOST, addr)
+            .header(http::header::AUTHORIZATION, format!("Bearer {bearer}"))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body.to_string())))
+            .map_err(|e| e.to_string())?;
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok((status, bytes))
+    };
+    tokio::time::timeout(Duration::from_secs(30), connect).await.map_err(|_| "no answer within 30 s".to_string())?
+}
+
 /// An error with its causes (tonic's transport errors say little at the top).
 pub fn chain(e: &dyn std::error::Error) -> String {
     std::iter::successors(Some(e), |e| e.source()).map(|e| e.to_string()).collect::<Vec<_>>().join(": ")

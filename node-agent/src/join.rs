@@ -8,14 +8,17 @@
 //! bearer token, and gets back a certificate the CA signed. The CA, the certificate and
 //! the key it made are kept as `<data-dir>/kubeconfig` (0600); a restarted agent uses
 //! that file and needs the token no more.
+//!
+//! [`renew_loop`] replaces that certificate once two thirds of its life are gone, asking
+//! with the one it holds (a node may ask for its own name only), and keeps the new one in
+//! the same file: an agent that runs for years never presents an expired certificate.
 
 use crate::client::{Client, ClientError};
 use crate::kubeconfig::{self, Credentials};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// Why joining failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,39 +50,80 @@ pub async fn credentials(token: &str, servers: &str, node: &str, data_dir: &Path
     if path.exists() {
         return Ok(kubeconfig::load(&path)?);
     }
-    let (hash, bearer) = parse(token).ok_or(JoinError::BadToken)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let pinned = PinnedCa { hash: hash.to_string(), provider: provider.clone() };
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| JoinError::Tls(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(pinned))
-        .with_no_client_auth();
+    let (hash, bearer) = rk_proto::join::parse(token).ok_or(JoinError::BadToken)?;
+    let tls = rk_proto::join::client_config(hash).map_err(|e| JoinError::Tls(e.to_string()))?;
     let server = crate::client::parse_servers(servers).into_iter().next().unwrap_or_default();
-    let joining = Credentials { server: server.clone(), tls: Arc::new(tls), token: Some(bearer.to_string()) };
+    let joining =
+        Credentials { server: server.clone(), tls: Arc::new(tls), token: Some(bearer.to_string()), cert: None };
     let client = Client::new(servers, &format!("rk-agent/{} (join)", env!("CARGO_PKG_VERSION")), Some(&joining))?;
+    let issued = request_certificate(&client, node).await?;
+    write_kubeconfig(&path, &server, &issued.ca, &issued.cert, &issued.key)?;
+    tracing::info!(node, path = %path.display(), "joined the cluster: the node's credentials are kept in its data directory");
+    Ok(kubeconfig::load(&path)?)
+}
+
+/// A certificate the cluster CA signed for `system:node:<node>`, its new key, and the CA
+/// (all PEM).
+struct IssuedCert {
+    cert: String,
+    key: String,
+    ca: String,
+}
+
+/// Asks the API server, as `client` authenticates, to sign a new key for `node`.
+async fn request_certificate(client: &Client, node: &str) -> Result<IssuedCert, JoinError> {
     let key = rcgen::KeyPair::generate()?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name.push(rcgen::DnType::CommonName, format!("system:node:{node}"));
     params.distinguished_name.push(rcgen::DnType::OrganizationName, "system:nodes");
     let csr = params.serialize_request(&key)?.pem()?;
-    let answer = client.post("/rk/v1/node-certificate", &json!({"nodeName": node, "csr": csr})).await?;
+    let answer = client.post(NODE_CERTIFICATE_PATH, &json!({"nodeName": node, "csr": csr})).await?;
     let cert = answer["certificate"].as_str().ok_or(JoinError::Answer("a certificate"))?;
     let ca = answer["ca"].as_str().ok_or(JoinError::Answer("the CA"))?;
-    write_kubeconfig(&path, &server, ca, cert, &key.serialize_pem())?;
-    tracing::info!(node, path = %path.display(), "joined the cluster: the node's credentials are kept in its data directory");
-    Ok(kubeconfig::load(&path)?)
+    Ok(IssuedCert { cert: cert.to_string(), key: key.serialize_pem(), ca: ca.to_string() })
 }
 
-/// `(CA hash, bearer token)` of a join token.
-pub fn parse(token: &str) -> Option<(&str, &str)> {
-    let rest = token.trim().strip_prefix("rk1:")?;
-    let (hash, bearer) = rest.split_once(':')?;
-    let hex = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
-    let (id, secret) = bearer.split_once('.')?;
-    let shape = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    (hex && shape(id, 6) && shape(secret, 16)).then_some((hash, bearer))
+const NODE_CERTIFICATE_PATH: &str = "/rk/v1/node-certificate";
+
+/// When `der` stops being valid, and when it is due for renewal (two thirds into its life).
+fn renewal_times(der: &[u8]) -> Option<(SystemTime, SystemTime)> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let at = |t: x509_parser::time::ASN1Time| {
+        let secs = u64::try_from(t.timestamp()).unwrap_or(0);
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    };
+    let (start, end) = (at(cert.validity().not_before), at(cert.validity().not_after));
+    let life = end.duration_since(start).unwrap_or_default();
+    Some((end, start + life * 2 / 3))
+}
+
+/// Renews the node's certificate (`cert`, kept in the kubeconfig at `path`) whenever two
+/// thirds of its life are gone, through `client`, which presents it. Runs until the
+/// agent stops; a failure is retried a minute later (sooner for short lifetimes), and
+/// said in the log with how long the current certificate has left.
+pub async fn renew_loop(client: Client, cert: Arc<kubeconfig::ClientCert>, path: PathBuf, node: String) {
+    loop {
+        let Some((expires, due)) = cert.leaf().and_then(|der| renewal_times(der.as_ref())) else {
+            tracing::error!(path = %path.display(), "the node's certificate does not parse: it cannot be renewed");
+            return;
+        };
+        let life = expires.duration_since(due).unwrap_or_default() * 3;
+        tokio::time::sleep(due.duration_since(SystemTime::now()).unwrap_or_default()).await;
+        let renewed = async {
+            let issued = request_certificate(&client, &node).await?;
+            let server = kubeconfig::load(&path)?.server;
+            write_kubeconfig(&path, &server, &issued.ca, &issued.cert, &issued.key)?;
+            cert.replace(issued.cert.as_bytes(), issued.key.as_bytes()).map_err(JoinError::Tls)
+        };
+        match renewed.await {
+            Ok(()) => tracing::info!(node, path = %path.display(), "renewed the node's certificate"),
+            Err(e) => {
+                let left = expires.duration_since(SystemTime::now()).unwrap_or_default();
+                tracing::warn!(node, error = %e, left_secs = left.as_secs(), "cannot renew the node's certificate; retrying");
+                tokio::time::sleep((life / 20).clamp(Duration::from_millis(200), Duration::from_secs(60))).await;
+            }
+        }
+    }
 }
 
 /// A kubeconfig (JSON, which is YAML) with everything embedded, readable by its owner only.
@@ -99,82 +143,4 @@ fn write_kubeconfig(path: &Path, server: &str, ca: &str, cert: &str, key: &str) 
         std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(err)?;
     f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
-}
-
-/// Trusts a server whose chain holds a CA with the pinned hash, and whose certificate
-/// that CA signed for the name dialed.
-#[derive(Debug)]
-struct PinnedCa {
-    hash: String,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-fn sha256_hex(der: &[u8]) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-impl ServerCertVerifier for PinnedCa {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let ca = intermediates.iter().find(|c| sha256_hex(c.as_ref()) == self.hash).ok_or_else(|| {
-            rustls::Error::General("the server's certificate chain holds no CA with the join token's hash".into())
-        })?;
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca.clone().into_owned())?;
-        let verifier =
-            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-                .build()
-                .map_err(|e| rustls::Error::General(e.to_string()))?;
-        verifier.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn join_tokens_parse_only_in_their_shape() {
-        let hash = "a".repeat(64);
-        let good = format!("rk1:{hash}:abcdef.0123456789abcdef");
-        assert_eq!(parse(&good), Some((hash.as_str(), "abcdef.0123456789abcdef")));
-        for bad in [
-            "abcdef.0123456789abcdef".to_string(),
-            format!("rk1:{}:abcdef.0123456789abcdef", "a".repeat(63)),
-            format!("rk1:{hash}:abcdef"),
-            format!("rk1:{hash}:ABCDEF.0123456789abcdef"),
-            format!("rk2:{hash}:abcdef.0123456789abcdef"),
-        ] {
-            assert_eq!(parse(&bad), None, "{bad}");
-        }
-    }
 }

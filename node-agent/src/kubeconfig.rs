@@ -3,8 +3,10 @@
 //! client certificate or bearer token. `rk-server certs kubeconfig --user
 //! system:node:<name> --group system:nodes` writes one.
 
+use rustls::client::ResolvesClientCert;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +20,64 @@ pub struct Credentials {
     pub tls: Arc<rustls::ClientConfig>,
     /// A bearer token, if the user has one instead of (or besides) a certificate.
     pub token: Option<String>,
+    /// The client certificate `tls` presents, if any; renewing it replaces it here.
+    pub cert: Option<Arc<ClientCert>>,
+}
+
+/// The client certificate a TLS configuration presents, asked for at every handshake so
+/// a renewed one is used from the next connection on, without a restart.
+pub struct ClientCert {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    current: parking_lot::RwLock<Arc<CertifiedKey>>,
+}
+
+impl std::fmt::Debug for ClientCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCert").finish_non_exhaustive()
+    }
+}
+
+impl ClientCert {
+    fn new(provider: Arc<rustls::crypto::CryptoProvider>, cert: &[u8], key: &[u8]) -> Result<ClientCert, String> {
+        let current = parking_lot::RwLock::new(Arc::new(certified_key(&provider, cert, key)?));
+        Ok(ClientCert { provider, current })
+    }
+
+    /// Presents `cert` (PEM chain) with `key` (PEM) from the next handshake on.
+    pub fn replace(&self, cert: &[u8], key: &[u8]) -> Result<(), String> {
+        *self.current.write() = Arc::new(certified_key(&self.provider, cert, key)?);
+        Ok(())
+    }
+
+    /// The certificate presented now (DER), first of its chain.
+    pub fn leaf(&self) -> Option<CertificateDer<'static>> {
+        self.current.read().cert.first().cloned()
+    }
+}
+
+impl ResolvesClientCert for ClientCert {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[rustls::SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// A certificate chain and its key (both PEM), as rustls signs with them.
+fn certified_key(provider: &rustls::crypto::CryptoProvider, cert: &[u8], key: &[u8]) -> Result<CertifiedKey, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("the client certificate does not parse: {e}"))?;
+    if chain.is_empty() {
+        return Err("the client certificate holds no certificate".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| format!("the client key does not parse: {e}"))?;
+    let signing = provider.key_provider.load_private_key(key).map_err(|e| format!("the client key: {e}"))?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| format!("the client key is not the certificate's: {e}"))?;
+    Ok(certified)
 }
 
 impl std::fmt::Debug for Credentials {
@@ -86,23 +146,19 @@ fn parse(doc: &Value, base: &Path) -> Result<Credentials, String> {
         return Err("the certificate authority holds no certificate".into());
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots);
     let cert = data_or_file(user, "client-certificate", base)?;
     let key = data_or_file(user, "client-key", base)?;
     // No ALPN here: the HTTP client sets it for the protocols it speaks.
-    let tls = match (cert, key) {
+    let (tls, client_cert) = match (cert, key) {
         (Some(cert), Some(key)) => {
-            let chain: Vec<CertificateDer<'static>> =
-                CertificateDer::pem_slice_iter(&cert)
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| format!("the client certificate does not parse: {e}"))?;
-            let key = PrivateKeyDer::from_pem_slice(&key).map_err(|e| format!("the client key does not parse: {e}"))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| format!("the client certificate: {e}"))?
+            let client_cert = Arc::new(ClientCert::new(provider, &cert, &key)?);
+            (builder.with_client_cert_resolver(client_cert.clone()), Some(client_cert))
         }
-        (None, None) => builder.with_no_client_auth(),
+        (None, None) => (builder.with_no_client_auth(), None),
         _ => return Err("the user has a client certificate without its key, or a key without its certificate".into()),
     };
     let token = match (user["token"].as_str(), user["tokenFile"].as_str()) {
@@ -115,7 +171,7 @@ fn parse(doc: &Value, base: &Path) -> Result<Credentials, String> {
         ),
         (None, None) => None,
     };
-    Ok(Credentials { server, tls: Arc::new(tls), token })
+    Ok(Credentials { server, tls: Arc::new(tls), token, cert: client_cert })
 }
 
 #[cfg(test)]

@@ -255,6 +255,14 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         .map_err(AgentError::Config)?;
     let client = Client::new(&servers, &format!("rk-agent/{}", env!("CARGO_PKG_VERSION")), credentials.as_ref())
         .map_err(|e| AgentError::Config(e.to_string()))?;
+    // Credentials a join got are the agent's to keep fresh (a --kubeconfig is its owner's).
+    if config.kubeconfig.is_none()
+        && config.join.is_some()
+        && let Some(cert) = credentials.as_ref().and_then(|c| c.cert.clone())
+    {
+        let path = config.data_dir.join("kubeconfig");
+        tokio::spawn(join::renew_loop(client.clone(), cert, path, base_name.clone()));
+    }
     let registry = Arc::new(pods::Registry::default());
     let mut managers = HashMap::new();
     // The docker runtime's bridge, for the proxy's hairpin setting.

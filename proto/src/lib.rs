@@ -6,8 +6,13 @@
 //! - [`peer`]: the replica-to-replica service (raft transport, lease forwarding).
 //! - [`store`]: rk-server's own durable records (raft entry payloads, snapshots).
 //! - [`resources`]: the rk resource API (Kubernetes objects over gRPC).
+//! - [`join`]: join tokens (`rk1:<CA hash>:<id>.<secret>`) and the TLS verifier that
+//!   trusts a server only through the CA a token pins; `rk-agent --join` and
+//!   `rk-server --join-token` both use it.
 
 #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
+
+pub mod join;
 
 pub mod mvccpb {
     tonic::include_proto!("mvccpb");

@@ -639,9 +639,17 @@ impl Cluster {
             .arg(o.snapshot_catchup_entries.to_string())
             .arg("--log-level")
             .arg("info")
-            .arg("--encryption-key-file")
-            .arg(&key_file)
-            .args(if o.insecure { vec!["--insecure-dev".into()] } else { vec!["--pki-dir".into(), pki_dir] })
+            // A replica given its own files (one joining with a token) keeps them.
+            .args(if r.extra.iter().any(|a| a == "--encryption-key-file") {
+                vec![]
+            } else {
+                vec!["--encryption-key-file".into(), key_file.display().to_string()]
+            })
+            .args(match (o.insecure, r.extra.iter().any(|a| a == "--pki-dir")) {
+                (true, _) => vec!["--insecure-dev".into()],
+                (false, true) => vec![],
+                (false, false) => vec!["--pki-dir".into(), pki_dir],
+            })
             .args(&r.extra)
             .args(&o.extra_args)
             .envs(r.env.iter().map(|(k, v)| (k, v)))
@@ -675,6 +683,35 @@ impl Cluster {
         self.replicas[i].extra = vec!["--join".into(), via];
         self.spawn(i)?;
         Ok(i)
+    }
+
+    /// Adds a new replica with `rk-server --join ADDR --join-token TOKEN` and a PKI
+    /// directory and secrets key file of its own, both missing: it gets them with the token.
+    pub async fn join_new_with_token(&mut self, token: &str) -> Result<usize> {
+        let id = self.replicas.iter().map(|r| r.id).max().unwrap_or(0) + 1;
+        let i = self.add_replica_slot(id).await?;
+        let running = self.running();
+        let via = running.first().map(|i| self.replicas[*i].endpoint()).context("no running replica")?;
+        let (pki, keys) = self.own_secrets(i);
+        self.replicas[i].extra = vec![
+            "--join".into(),
+            via,
+            "--join-token".into(),
+            token.into(),
+            "--pki-dir".into(),
+            pki.display().to_string(),
+            "--encryption-key-file".into(),
+            keys.display().to_string(),
+        ];
+        self.spawn(i)?;
+        Ok(i)
+    }
+
+    /// Where replica `i` keeps its own PKI directory and secrets key file when it has
+    /// its own (see [`Cluster::join_new_with_token`]).
+    pub fn own_secrets(&self, i: usize) -> (PathBuf, PathBuf) {
+        let id = self.replicas[i].id;
+        (self.dir.path().join(format!("r{id}-pki")), self.dir.path().join(format!("r{id}.secrets-key")))
     }
 
     pub fn running(&mut self) -> Vec<usize> {
@@ -884,8 +921,14 @@ impl Cluster {
 
     /// A join token from `rk-server token create` (valid for `ttl`, e.g. `10m`).
     pub fn join_token(&self, ttl: &str) -> Result<String> {
+        self.join_token_with(ttl, &[])
+    }
+
+    /// A join token from `rk-server token create` with `flags` (e.g. `--replica`).
+    pub fn join_token_with(&self, ttl: &str, flags: &[&str]) -> Result<String> {
         let out = Command::new(binary("rk-server")?)
             .args(["token", "create", "--ttl", ttl, "--endpoint", &self.replicas[0].endpoint()])
+            .args(flags)
             .arg("--pki-dir")
             .arg(self.pki_dir())
             .output()?;

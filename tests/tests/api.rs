@@ -970,6 +970,103 @@ async fn node_credentials_reach_only_their_own_pods_objects() -> Result<()> {
         .send("PUT", &format!("{base}{leases}/node-b"), "application/json", lease("node-b").to_string().into_bytes())
         .await?;
     ensure!(code == 403, "another node's Lease: {code}");
+    // NodeRestriction reads bodies: a Node registers under its own name only, and asks for
+    // ServiceAccount tokens bound to its own pods, running as that account, only.
+    let (code, text) = post_json(&as_a, &base, "/api/v1/nodes", json!({"metadata": {"name": "node-c"}})).await?;
+    ensure!(code == 403 && message(&text).contains("may only register a Node named 'node-a'"), "{code} {text}");
+    let (code, text) =
+        post_json(&admin, &base, &format!("{ns}/serviceaccounts"), json!({"metadata": {"name": "bot"}})).await?;
+    ensure!(code == 201, "{code} {text}");
+    let token_for = |account: &str, pod: &str| {
+        let body = json!({"spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": pod}}});
+        let path = format!("{ns}/serviceaccounts/{account}/token");
+        let (as_a, base) = (&as_a, &base);
+        async move { post_json(as_a, base, &path, body).await }
+    };
+    // (The `default` account is made by a controller: wait for it.)
+    rk_tests::wait_for("a token for its own pod", Duration::from_secs(10), || async {
+        token_for("default", "node-a-pod").await.ok().filter(|(code, _)| *code == 201)
+    })
+    .await?;
+    let (code, text) = token_for("default", "node-b-pod").await?;
+    ensure!(code == 403 && message(&text).contains("only request tokens for pods bound to it"), "{code} {text}");
+    let (code, text) = token_for("bot", "node-a-pod").await?;
+    ensure!(code == 403 && message(&text).contains("runs as service account 'default'"), "{code} {text}");
+    let unbound = json!({"spec": {"audiences": ["x"]}});
+    let (code, text) = post_json(&as_a, &base, &format!("{ns}/serviceaccounts/default/token"), unbound).await?;
+    ensure!(code == 403 && message(&text).contains("only request tokens bound to pods"), "{code} {text}");
+    // A node may renew its own certificate, and no other node's.
+    let csr = {
+        let key = rcgen::KeyPair::generate()?;
+        rcgen::CertificateParams::new(Vec::<String>::new())?.serialize_request(&key)?.pem()?
+    };
+    let (code, text) =
+        post_json(&as_a, &base, "/rk/v1/node-certificate", json!({"nodeName": "node-a", "csr": csr})).await?;
+    ensure!(code == 201 && text.contains("BEGIN CERTIFICATE"), "own certificate: {code} {text}");
+    let (code, text) =
+        post_json(&as_a, &base, "/rk/v1/node-certificate", json!({"nodeName": "node-b", "csr": csr})).await?;
+    ensure!(code == 403 && message(&text).contains("only renew its own certificate"), "{code} {text}");
+    Ok(())
+}
+
+/// A new replica joins with a replica token (`rk-server token create --replica`), with
+/// neither the CA nor the secrets keys copied to it by hand: it fetches both from a
+/// member it checks against the CA the token pins, and serves the Secrets written before
+/// it came. A node's join token is not enough for that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_joins_with_a_token() -> Result<()> {
+    use k8s_openapi::api::core::v1::Secret;
+    use std::os::unix::fs::PermissionsExt;
+    let mut cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
+    let secrets: Api<Secret> = Api::namespaced(cluster.kube_client(0).await?, "default");
+    let before: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "before"}, "stringData": {"k": "written-before-the-join"}}),
+    )?;
+    secrets.create(&PostParams::default(), &before).await?;
+
+    let node_token = cluster.join_token("10m")?;
+    let refused = cluster.join_new_with_token(&node_token).await?;
+    let replica = &mut cluster.replicas[refused];
+    let log = rk_tests::wait_for("the replica with a node's token to give up", Duration::from_secs(20), || {
+        let exited = !replica.is_running();
+        let log = replica.log();
+        async move { exited.then_some(log) }
+    })
+    .await?;
+    ensure!(log.contains("refused the join token") && log.contains("403"), "{log}");
+    let (pki, keys) = cluster.own_secrets(refused);
+    ensure!(!pki.join("ca.key").exists() && !keys.exists(), "a refused join left secrets behind");
+
+    let token = cluster.join_token_with("10m", &["--replica"])?;
+    let new = cluster.join_new_with_token(&token).await?;
+    let got = rk_tests::wait_for("the new replica to serve the Secret", Duration::from_secs(30), || async {
+        let client = cluster.kube_client(new).await.ok()?;
+        Api::<Secret>::namespaced(client, "default").get("before").await.ok()
+    })
+    .await
+    .with_context(|| cluster.logs())?;
+    let value = got.data.and_then(|d| d.get("k").cloned()).context("the Secret has no data")?;
+    ensure!(value.0 == b"written-before-the-join", "{:?}", String::from_utf8_lossy(&value.0));
+    // What it holds is the cluster's, kept private.
+    let (pki, keys) = cluster.own_secrets(new);
+    ensure!(std::fs::read(pki.join("ca.crt"))? == std::fs::read(cluster.pki_dir().join("ca.crt"))?, "another CA");
+    ensure!(std::fs::read(&keys)? == std::fs::read(cluster.key_file())?, "other secrets keys");
+    for private in [pki.join("ca.key"), keys] {
+        ensure!(std::fs::metadata(&private)?.permissions().mode() & 0o777 == 0o600, "{}", private.display());
+    }
+    let mut c = cluster.client(0).await?;
+    ensure!(c.member_list().await?.members().len() == 2, "the new replica is a member");
+    // A restart needs the token no more (it is deleted here): what it fetched is used.
+    let id = token.rsplit(':').next().and_then(|b| b.split('.').next()).context("token id")?;
+    let system: Api<Secret> = Api::namespaced(cluster.kube_client(0).await?, "kube-system");
+    system.delete(&format!("bootstrap-token-{id}"), &Default::default()).await?;
+    cluster.restart(new)?;
+    rk_tests::wait_for("the restarted replica to serve", Duration::from_secs(30), || async {
+        let client = cluster.kube_client(new).await.ok()?;
+        Api::<Secret>::namespaced(client, "default").get("before").await.ok()
+    })
+    .await
+    .with_context(|| cluster.logs())?;
     Ok(())
 }
 

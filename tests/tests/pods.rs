@@ -479,6 +479,64 @@ print("in-cluster", ns, "marker" in names, os.environ["KUBERNETES_SERVICE_HOST"]
     Ok(())
 }
 
+/// A node that joined with a token renews its own certificate before it expires (here
+/// certificates live 6 s and are renewed after 4): the kubeconfig it keeps gets new
+/// certificates, which the API server takes on fresh connections, and the agent,
+/// restarted after its first certificate expired, goes on renewing its Lease with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joined_node_renews_its_certificate() -> Result<()> {
+    let opts =
+        ClusterOptions { replicas: 1, extra_args: vec!["--cert-validity".into(), "6s".into()], ..Default::default() };
+    let mut cluster = Cluster::start(opts).await?;
+    let token = cluster.join_token("10m")?;
+    let k = cluster.start_agent("process", &["--join", &token])?;
+    let nodes: Api<Node> = Api::all(cluster.kube_client(0).await?);
+    rk_tests::wait_nodes_ready(&nodes, 1).await.with_context(|| cluster.logs())?;
+    let kept = cluster.agents[k].data_dir.join("kubeconfig");
+    let cert_in = |path: &std::path::Path| -> Option<String> {
+        let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        doc.pointer("/users/0/user/client-certificate-data")?.as_str().map(String::from)
+    };
+    let first = cert_in(&kept).context("the agent kept no certificate")?;
+    let mut seen = std::collections::HashSet::from([first]);
+    rk_tests::wait_for("two renewals of the node's certificate", Duration::from_secs(20), || {
+        seen.extend(cert_in(&kept));
+        let done = seen.len() >= 3;
+        async move { done.then_some(()) }
+    })
+    .await
+    .with_context(|| cluster.agents[k].log())?;
+    // The kept kubeconfig works on a fresh connection, as the node.
+    let config =
+        kube::Config::from_custom_kubeconfig(kube::config::Kubeconfig::read_from(&kept)?, &Default::default()).await?;
+    let as_node: Api<Node> = Api::all(kube::Client::try_from(config)?);
+    let name = cluster.agents[k].name.clone();
+    as_node.get(&name).await.context("the node reads its own Node with its renewed certificate")?;
+    // Restarted, the agent connects anew with what it kept, and renews its Lease.
+    cluster.restart_agent(k)?;
+    let lease = format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}");
+    let renew_time = || async {
+        let (code, text) = cluster.get(0, &lease).await.ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok().filter(|_| code == 200)?;
+        v.pointer("/spec/renewTime").and_then(|t| t.as_str()).map(String::from)
+    };
+    let mut times = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while times.len() < 3 {
+        ensure!(
+            Instant::now() < deadline,
+            "the restarted agent renewed its Lease {} times: {}",
+            times.len(),
+            cluster.agents[k].log()
+        );
+        times.extend(renew_time().await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = cluster.agents[k].log();
+    ensure!(log.contains("renewed the node's certificate"), "{log}");
+    Ok(())
+}
+
 /// Join tokens: `rk-server token create` makes one; `rk-agent --join TOKEN` checks the
 /// server against the CA the token pins, gets its own node certificate, keeps it, and
 /// registers. A deleted token, one with the wrong secret, an expired one, or one pinning

@@ -343,10 +343,17 @@ fn sync_dir(path: &Path) {
 /// Safe when several replicas sharing the file start at once: the file appears whole
 /// (written aside, then linked into place) and only the first link wins.
 pub fn create_key_file(path: &Path) -> Result<bool, KeyFileError> {
+    install_key_file(path, &format!("{HEADER}{}\n", new_key_line()))
+}
+
+/// Writes the key file `text` (checked first) to `path` unless a file is there already
+/// (a replica joining with a token keeps the cluster's keys so); `true` when written.
+pub fn install_key_file(path: &Path, text: &str) -> Result<bool, KeyFileError> {
     if path.exists() {
         return Ok(false);
     }
-    let tmp = write_private_temp(path, &format!("{HEADER}{}\n", new_key_line()))?;
+    Keyring::parse(text, path)?;
+    let tmp = write_private_temp(path, text)?;
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {

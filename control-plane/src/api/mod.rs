@@ -149,6 +149,7 @@ pub fn router(server: Arc<ApiServer>) -> Router {
         .route("/apis", get(groups_root))
         .route("/apis/", get(groups_root))
         .route(bootstrap::NODE_CERTIFICATE_PATH, axum::routing::post(bootstrap::node_certificate))
+        .route(bootstrap::REPLICA_CREDENTIALS_PATH, axum::routing::post(bootstrap::replica_credentials))
         .route("/livez", get(|| async { plain(StatusCode::OK, "ok") }))
         .route("/readyz", get(ready))
         .route("/healthz", get(ready))

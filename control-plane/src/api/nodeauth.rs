@@ -10,13 +10,14 @@
 //! - **writes to Nodes and Leases** only to its own (`nodes/<name>`, its status, and the
 //!   `kube-node-lease/<name>` Lease);
 //! - **pod writes** (status, deletion, eviction) only to pods bound to it; no pod
-//!   creation (mirror pods are not served).
-//!
-//! Not checked yet: the name in the body of a node's `POST /api/v1/nodes` (a node could
-//! register a Node of another name) and the pods ServiceAccount tokens are bound to.
+//!   creation (mirror pods are not served);
+//! - **registering a Node** (`POST /api/v1/nodes`) only under its own name;
+//! - **ServiceAccount tokens** (TokenRequest) only bound to a pod bound to it that runs
+//!   as that ServiceAccount.
 //!
 //! [`decide`] returns `Some(refusal)` for what this forbids and `None` to leave the
-//! request to RBAC. Its pod lookups read this replica's store (no ReadIndex): a pod is
+//! request to RBAC; the last two need the request's body, which [`admit_body`] reads
+//! (the RBAC layer hands it the body of the requests [`inspects_body`] names). Its pod lookups read this replica's store (no ReadIndex): a pod is
 //! bound before its node sees it, so the node's own reads are never ahead of it.
 
 use super::error::ApiError;
@@ -78,6 +79,61 @@ pub async fn decide(api: &Api, node: &str, a: &Attributes) -> Result<Option<Stri
                 return deny(format!("node '{node}' may only modify pods bound to it"));
             }
             Ok(None)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Whether the node's request `a` can be judged only with its body: a Node created
+/// (which name?) or a ServiceAccount token requested (bound to which pod?).
+pub fn inspects_body(a: &Attributes) -> bool {
+    a.path.is_none()
+        && a.verb == "create"
+        && a.api_group.is_empty()
+        && matches!((a.resource.as_str(), a.subresource.as_str()), ("nodes", "") | ("serviceaccounts", "token"))
+}
+
+/// What NodeRestriction refuses `node` given the body (`None`: allowed so far) of a
+/// request [`inspects_body`] names.
+pub async fn admit_body(api: &Api, node: &str, a: &Attributes, body: &Value) -> Result<Option<String>, ApiError> {
+    match a.resource.as_str() {
+        "nodes" => {
+            let name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+            if name == node {
+                Ok(None)
+            } else {
+                Ok(Some(format!("node '{node}' may only register a Node named '{node}', not '{name}'")))
+            }
+        }
+        "serviceaccounts" => {
+            let bound = &body["spec"]["boundObjectRef"];
+            if bound["kind"].as_str() != Some("Pod") {
+                return Ok(Some(format!("node '{node}' may only request tokens bound to pods")));
+            }
+            let pod_name = bound["name"].as_str().unwrap_or("");
+            let Some(pods) = registry::lookup("pods") else { return Ok(Some("pods are not served".into())) };
+            let pod = match api.get(pods, Some(&a.namespace), pod_name, Freshness::Any).await {
+                Ok(s) => s.object()?,
+                Err(ApiError::NotFound { .. }) => {
+                    return Ok(Some(format!("node '{node}' may not request a token for a pod that does not exist")));
+                }
+                Err(e) => return Err(e),
+            };
+            let spec = &pod["spec"];
+            if spec["nodeName"].as_str() != Some(node) {
+                return Ok(Some(format!("node '{node}' may only request tokens for pods bound to it")));
+            }
+            let account = spec["serviceAccountName"].as_str().filter(|s| !s.is_empty()).unwrap_or("default");
+            if account != a.name {
+                return Ok(Some(format!("pod '{pod_name}' runs as service account '{account}', not '{}'", a.name)));
+            }
+            let uid = pod.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+            match bound["uid"].as_str() {
+                Some(want) if !want.is_empty() && want != uid => {
+                    Ok(Some(format!("the bound pod's UID {want} is not pod '{pod_name}''s")))
+                }
+                _ => Ok(None),
+            }
         }
         _ => Ok(None),
     }

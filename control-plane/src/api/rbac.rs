@@ -489,7 +489,7 @@ pub async fn caller(
 /// The middleware: a request with credentials or impersonation is served only if RBAC
 /// allows the user it acts as to make it. That user rides on the answer's extensions for
 /// the audit log.
-pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response {
+pub async fn layer(State(api): State<Api>, mut req: Request, next: Next) -> Response {
     let conn = conn_of(&req);
     let attrs = Attributes::of_request(req.method(), req.uri().path(), req.uri().query().unwrap_or(""));
     let id = match caller(&api, req.headers(), conn.as_ref(), req.uri().path()).await {
@@ -511,8 +511,28 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
             Ok(Some(why)) => return attrs.forbidden_because(&id.user, &why).into_response(),
             Err(e) => return e.into_response(),
         }
+        if super::nodeauth::inspects_body(&attrs) {
+            let (parts, body) = req.into_parts();
+            let limit = super::http::MAX_BODY;
+            let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+                return ApiError::TooLarge(format!("Request entity too large: limit is {limit}")).into_response();
+            };
+            let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            let admitted = match super::body::decode(content_type, &bytes) {
+                Ok(value) => super::nodeauth::admit_body(&api, node, &attrs, &value).await,
+                Err(e) => Err(e),
+            };
+            match admitted {
+                Ok(None) => {}
+                Ok(Some(why)) => return attrs.forbidden_because(&id.user, &why).into_response(),
+                Err(e) => return e.into_response(),
+            }
+            req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        }
     }
     let mut resp = if policy.authorize(&id, &attrs).allowed {
+        // Handlers that answer differently per caller (certificates) read it here.
+        req.extensions_mut().insert(id.clone());
         limited(&api, &id.user, &attrs, next.run(req)).await
     } else {
         attrs.forbidden(&id.user).into_response()
@@ -709,6 +729,8 @@ fn node_rules() -> Vec<Value> {
         rule(READ, &["networking.k8s.io"], &["ingresses", "ingressclasses"]),
         rule(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
         rule(&["create"], &["authorization.k8s.io"], &["subjectaccessreviews", "localsubjectaccessreviews"]),
+        // Renewing its own certificate (the handler holds a node to its own name).
+        url_rule(&["post"], &[super::bootstrap::NODE_CERTIFICATE_PATH]),
     ]
 }
 
@@ -745,28 +767,80 @@ pub fn bootstrap_objects() -> Vec<Value> {
         role("system:public-info-viewer", vec![url_rule(&["get"], &public)]),
         role("system:node", node_rules()),
         role("system:node-bootstrapper", vec![url_rule(&["post"], &[super::bootstrap::NODE_CERTIFICATE_PATH])]),
+        role("rk:replica-bootstrapper", vec![url_rule(&["post"], &[super::bootstrap::REPLICA_CREDENTIALS_PATH])]),
         binding("cluster-admin", &[MASTERS]),
         // Kubernetes leaves `system:node` unbound and restricts nodes with its Node
         // authorizer; until rk has one, nodes get the role through their group.
         binding("system:node", &[NODES]),
         binding("system:node-bootstrapper", &[super::bootstrap::BOOTSTRAPPERS]),
+        binding("rk:replica-bootstrapper", &[super::bootstrap::REPLICAS]),
         binding("system:basic-user", &[AUTHENTICATED]),
         binding("system:discovery", &[AUTHENTICATED]),
         binding("system:public-info-viewer", &[AUTHENTICATED, UNAUTHENTICATED]),
     ]
 }
 
-/// Creates the bootstrap policy objects that do not exist (edited ones are kept).
+/// Creates the bootstrap policy objects that do not exist, and, as kube-apiserver does
+/// at start, adds to existing ones what this version's policy has and they lack (rules of
+/// ClusterRoles, subjects of ClusterRoleBindings), unless their
+/// `rbac.authorization.kubernetes.io/autoupdate` annotation is `false`. Nothing is taken
+/// away, so what an admin added stays; a cluster upgraded to a version whose roles grant
+/// more gets it.
 pub async fn bootstrap(api: &Api) -> Result<(), ApiError> {
     for obj in bootstrap_objects() {
         let kind = obj["kind"].as_str().unwrap_or_default();
         let Some(res) = super::registry::by_kind("rbac.authorization.k8s.io/v1", kind) else { continue };
         match api.create(res, None, obj.clone(), &Default::default(), "rk-server").await {
-            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+            Ok(_) => {}
+            Err(ApiError::AlreadyExists { .. }) => {
+                let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                let current = api.get(res, None, name, Freshness::Latest).await?.object()?;
+                if let Some(updated) = reconciled(&current, &obj) {
+                    tracing::info!(kind, name, "added this version's bootstrap policy to an existing object");
+                    let outcome = api
+                        .update(res, None, name, updated, super::rest::Target::Main, &Default::default(), "rk-server")
+                        .await;
+                    match outcome {
+                        // Someone else changed it meanwhile: the next start reconciles it.
+                        Ok(_) | Err(ApiError::Conflict { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// `current` with what `wanted` (the bootstrap version) has and it lacks, if anything,
+/// and if its annotation lets it be updated.
+fn reconciled(current: &Value, wanted: &Value) -> Option<Value> {
+    let annotation = current.pointer("/metadata/annotations/rbac.authorization.kubernetes.io~1autoupdate");
+    if annotation.and_then(Value::as_str) == Some("false") {
+        return None;
+    }
+    // Compared as the typed objects, so how a rule was written down does not matter.
+    fn typed_eq<T: serde::de::DeserializeOwned + PartialEq>(a: &Value, b: &Value) -> bool {
+        match (serde_json::from_value::<T>(a.clone()), serde_json::from_value::<T>(b.clone())) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => a == b,
+        }
+    }
+    let (field, same): (&str, fn(&Value, &Value) -> bool) = match wanted["kind"].as_str() {
+        Some("ClusterRole") => ("rules", typed_eq::<PolicyRule>),
+        Some("ClusterRoleBinding") => ("subjects", typed_eq::<Subject>),
+        _ => return None,
+    };
+    let have = current[field].as_array().cloned().unwrap_or_default();
+    let missing: Vec<Value> =
+        wanted[field].as_array().into_iter().flatten().filter(|w| !have.iter().any(|h| same(h, w))).cloned().collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let mut updated = current.clone();
+    updated[field] = Value::Array(have.into_iter().chain(missing).collect());
+    Some(updated)
 }
 
 /// The bootstrap policy plus ClusterRole `view` bound to `user` in `namespace` (for tests).
@@ -782,6 +856,26 @@ pub fn tests_policy_with_view_for(user: &str, namespace: &str) -> Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bootstrap_policy_adds_what_existing_objects_lack_and_keeps_the_rest() {
+        let objects = bootstrap_objects();
+        let node = objects.iter().find(|o| o["metadata"]["name"] == "system:node" && o["kind"] == "ClusterRole");
+        let wanted = node.unwrap().clone();
+        assert_eq!(reconciled(&wanted, &wanted), None, "nothing missing");
+        // An older version's role, with a rule an admin added.
+        let mut older = wanted.clone();
+        let extra = json!({"apiGroups": ["x.io"], "resources": ["things"], "verbs": ["get"]});
+        older["rules"] = json!([wanted["rules"][0].clone(), extra.clone()]);
+        let updated = reconciled(&older, &wanted).unwrap();
+        let rules = updated["rules"].as_array().unwrap();
+        assert!(rules.contains(&extra), "the admin's rule stays");
+        for r in wanted["rules"].as_array().unwrap() {
+            assert!(rules.contains(r), "{r} added");
+        }
+        older["metadata"]["annotations"]["rbac.authorization.kubernetes.io/autoupdate"] = json!("false");
+        assert_eq!(reconciled(&older, &wanted), None, "autoupdate=false is left alone");
+    }
 
     fn id(user: &str, groups: &[&str]) -> Identity {
         Identity::with_implied_groups(user.into(), groups.iter().map(|g| g.to_string()).collect())
