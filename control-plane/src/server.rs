@@ -339,6 +339,7 @@ pub async fn start(config: Config) -> Result<(Replica, impl Future<Output = ()>)
         max_requests_in_flight_per_client: config.max_requests_in_flight_per_client,
         // In-cluster clients need TLS to use a token: no token volumes without it.
         mount_service_account_tokens: security.is_some(),
+        agent_tls: security.as_ref().map(|c| c.agent_client_config().map(Arc::new)).transpose()?,
     };
     tokio::spawn(reload_keys(encryption.clone(), raft.shared.leadership.clone()));
     let kube = crate::api::rest::Api::new(crate::api::store::ObjectStore::new(raft.clone(), encryption), api_options);

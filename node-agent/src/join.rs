@@ -53,8 +53,13 @@ pub async fn credentials(token: &str, servers: &str, node: &str, data_dir: &Path
     let (hash, bearer) = rk_proto::join::parse(token).ok_or(JoinError::BadToken)?;
     let tls = rk_proto::join::client_config(hash).map_err(|e| JoinError::Tls(e.to_string()))?;
     let server = crate::client::parse_servers(servers).into_iter().next().unwrap_or_default();
-    let joining =
-        Credentials { server: server.clone(), tls: Arc::new(tls), token: Some(bearer.to_string()), cert: None };
+    let joining = Credentials {
+        server: server.clone(),
+        tls: Arc::new(tls),
+        token: Some(bearer.to_string()),
+        cert: None,
+        ca_pem: vec![],
+    };
     let client = Client::new(servers, &format!("rk-agent/{} (join)", env!("CARGO_PKG_VERSION")), Some(&joining))?;
     let issued = request_certificate(&client, node).await?;
     write_kubeconfig(&path, &server, &issued.ca, &issued.cert, &issued.key)?;

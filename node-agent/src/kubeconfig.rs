@@ -22,6 +22,8 @@ pub struct Credentials {
     pub token: Option<String>,
     /// The client certificate `tls` presents, if any; renewing it replaces it here.
     pub cert: Option<Arc<ClientCert>>,
+    /// The cluster CA (PEM): the agent's own port takes clients it signed.
+    pub ca_pem: Vec<u8>,
 }
 
 /// The client certificate a TLS configuration presents, asked for at every handshake so
@@ -171,7 +173,7 @@ fn parse(doc: &Value, base: &Path) -> Result<Credentials, String> {
         ),
         (None, None) => None,
     };
-    Ok(Credentials { server, tls: Arc::new(tls), token, cert: client_cert })
+    Ok(Credentials { server, tls: Arc::new(tls), token, cert: client_cert, ca_pem: ca })
 }
 
 #[cfg(test)]

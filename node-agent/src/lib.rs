@@ -347,7 +347,23 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         .await
         .map_err(|source| AgentError::Listen { addr: config.listen.to_string(), source })?;
     let app = server::router(registry);
-    let serve = axum::serve(listener, app.into_make_service());
+    // With credentials, the agent's port is TLS for the API server only (see `server`).
+    let tls = match &credentials {
+        Some(c) => {
+            let names = [node_ip.clone(), base_name.clone(), hostname(), "localhost".into()];
+            Some(
+                server::tls_config(&c.ca_pem, &names)
+                    .map_err(|e| AgentError::Config(format!("the agent's port: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let serve = async move {
+        match tls {
+            Some(tls) => server::serve_tls(listener, app, tls).await,
+            None => axum::serve(listener, app.into_make_service()).await,
+        }
+    };
     tracing::info!(nodes = names.len(), runtime = ?kind, "rk-agent started");
     tokio::select! {
         _ = shutdown => {}

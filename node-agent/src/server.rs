@@ -1,6 +1,12 @@
 //! The agent's HTTP endpoints, reached by the API server on behalf of clients:
 //! container logs, exec (WebSocket, `v5.channel.k8s.io` / `v4.channel.k8s.io`) and
 //! resource usage for `metrics.k8s.io`.
+//!
+//! An agent with credentials serves them over TLS ([`serve_tls`]) with a self-signed
+//! certificate (as the kubelet does by default), and takes only clients whose
+//! certificate the cluster CA signed for `system:masters` (the API server's replicas,
+//! and admins): a node's or a user's credentials cannot exec into pods through it. An
+//! agent without credentials (an `--insecure-dev` cluster) serves plain HTTP.
 
 use crate::pods::Registry;
 use crate::runtime::{ContainerInfo, LogOptions, Runtime, State};
@@ -28,9 +34,91 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .with_state(registry)
 }
 
+/// The TLS settings of the agent's port: a self-signed certificate naming `names` (IP
+/// addresses or DNS names), and client certificates required, signed by the CA in
+/// `ca_pem`.
+pub fn tls_config(ca_pem: &[u8], names: &[String]) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(cert.map_err(|e| format!("the CA does not parse: {e}"))?).map_err(|e| format!("the CA: {e}"))?;
+    }
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, format!("rk-agent@{}", names.first().map_or("", |n| n)));
+    for name in names.iter().filter(|n| !n.is_empty()) {
+        let san = match name.parse::<std::net::IpAddr>() {
+            Ok(ip) => rcgen::SanType::IpAddress(ip),
+            Err(_) => rcgen::SanType::DnsName(name.as_str().try_into().map_err(|e: rcgen::Error| e.to_string())?),
+        };
+        params.subject_alt_names.push(san);
+    }
+    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    let key = PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| e.to_string())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![cert.der().clone()], key)
+        .map_err(|e| e.to_string())?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Whether a client certificate (which the CA signed: the handshake checked) names the
+/// group `system:masters`.
+fn is_master(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der).is_ok_and(|(_, cert)| {
+        cert.subject().iter_organization().any(|o| o.as_str().is_ok_and(|g| g == "system:masters"))
+    })
+}
+
+/// Serves `router` on `listener` over TLS (`tls`, from [`tls_config`]): each connection's
+/// handshake runs in its own task, and a client outside `system:masters` gets 403 to
+/// everything.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    tls: Arc<rustls::ServerConfig>,
+) -> std::io::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let forbidden = Router::new().fallback(|| async {
+        error(StatusCode::FORBIDDEN, "the node agent serves only the API server (system:masters)".into())
+    });
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors and the like: say so, and keep serving.
+                tracing::warn!(error = %e, "cannot accept a connection on the agent's port");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (acceptor, router, forbidden) = (acceptor.clone(), router.clone(), forbidden.clone());
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed on the agent's port"),
+                Err(_) => return,
+            };
+            let master = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).is_some_and(|c| is_master(c));
+            let service = hyper_util::service::TowerToHyperService::new(if master { router } else { forbidden });
+            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let _ = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service).await;
+        });
+    }
+}
+
 fn error(code: StatusCode, message: String) -> Response {
     let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-        "reason": if code == StatusCode::NOT_FOUND { "NotFound" } else { "BadRequest" }, "code": code.as_u16()});
+        "reason": match code { StatusCode::NOT_FOUND => "NotFound", StatusCode::FORBIDDEN => "Forbidden", _ => "BadRequest" },
+        "code": code.as_u16()});
     (code, [("content-type", "application/json")], status.to_string()).into_response()
 }
 

@@ -479,6 +479,44 @@ print("in-cluster", ns, "marker" in names, os.environ["KUBERNETES_SERVICE_HOST"]
     Ok(())
 }
 
+/// The agent's port (logs, exec, usage) is TLS and serves only the API server and admins
+/// (`system:masters`): plain HTTP and clients without a certificate get no answer, a
+/// node's or a user's certificate gets 403; `kubectl logs` and `top` through the API work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_port_serves_only_the_api_server() -> Result<()> {
+    let mut cluster = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).await?;
+    let k = cluster.start_agent("process", &[])?;
+    let c = cluster.kube_client(0).await?;
+    rk_tests::wait_nodes_ready(&Api::<Node>::all(c.clone()), 1).await.with_context(|| cluster.logs())?;
+    let addr = std::net::SocketAddr::new(cluster.agents[k].ip, 10250);
+    let plain = rk_tests::http_get(addr, "/healthz").await;
+    ensure!(!matches!(plain, Ok((200, _))), "plain HTTP answered: {plain:?}");
+    let admin = cluster.admin.clone().context("a TLS cluster has an admin")?;
+    let without_cert = rk_tests::https_request(addr, admin.rustls(false)?, "GET", "/healthz", &[]).await;
+    ensure!(without_cert.is_err(), "a client without a certificate got {without_cert:?}");
+    let (code, _) = rk_tests::https_request(addr, admin.rustls_to_agents()?, "GET", "/healthz", &[]).await?;
+    ensure!(code == 200, "the admin: {code}");
+    let node = cluster.issue_creds("system:node:node-0", &["system:nodes"])?;
+    let user = cluster.issue_creds("alice", &[])?;
+    for (who, creds) in [("a node", node), ("a user", user)] {
+        let (code, text) =
+            rk_tests::https_request(addr, creds.rustls_to_agents()?, "GET", "/containerLogs/default/p/c", &[]).await?;
+        ensure!(code == 403 && text.contains("system:masters"), "{who}: {code} {text}");
+    }
+    // Through the API server, which presents its own certificate, logs flow.
+    let pods: Api<Pod> = Api::namespaced(c, "default");
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "hello"}, "spec": {"restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "echo hello from the agent"]}]}}))?;
+    pods.create(&PostParams::default(), &pod).await?;
+    let logs = wait_for("the pod's log through the API", Duration::from_secs(30), || async {
+        pods.logs("hello", &Default::default()).await.ok().filter(|l| l.contains("hello from the agent"))
+    })
+    .await
+    .with_context(|| cluster.logs())?;
+    ensure!(logs.contains("hello from the agent"), "{logs}");
+    Ok(())
+}
+
 /// A node that joined with a token renews its own certificate before it expires (here
 /// certificates live 6 s and are renewed after 4): the kubeconfig it keeps gets new
 /// certificates, which the API server takes on fresh connections, and the agent,

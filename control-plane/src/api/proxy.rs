@@ -1,6 +1,10 @@
 //! What the API server fetches from node agents on a client's behalf: pod logs,
 //! exec sessions (a WebSocket upgrade spliced through to the agent), and the
 //! `metrics.k8s.io` API built from the agents' usage summaries.
+//!
+//! Agents serve TLS and take only clients in `system:masters`: this replica dials them
+//! presenting its own client port certificate ([`dial_agent`]), except with
+//! `--insecure-dev`, where both sides speak plain HTTP.
 
 use super::error::ApiError;
 use super::registry;
@@ -80,8 +84,46 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-fn http_client() -> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body> {
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+/// A connection to the node agent at `addr` (`ip:port`): TLS with this replica's
+/// credentials, or plain TCP for an `--insecure-dev` replica.
+async fn dial_agent(api: &Api, addr: &str) -> Result<crate::tls::DialedStream, ApiError> {
+    let unreachable = |e: String| ApiError::Unavailable(format!("cannot reach the node agent at {addr}: {e}"));
+    let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| unreachable("no connection within 10 s".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let Some(tls) = &api.options.agent_tls else { return Ok(crate::tls::Either::Plain(tcp)) };
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| unreachable(e.to_string()))?;
+    let stream =
+        tokio::time::timeout(Duration::from_secs(10), tokio_rustls::TlsConnector::from(tls.clone()).connect(name, tcp))
+            .await
+            .map_err(|_| unreachable("no TLS handshake within 10 s".into()))?
+            .map_err(|e| unreachable(format!("TLS: {e}")))?;
+    Ok(crate::tls::Either::Tls(Box::new(stream)))
+}
+
+/// `GET path` from the node agent at `addr`; the answer's body streams on.
+async fn agent_get(
+    api: &Api,
+    addr: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<http::Response<hyper::body::Incoming>, ApiError> {
+    let stream = dial_agent(api, addr).await?;
+    let unreachable = |e: String| ApiError::Unavailable(format!("the node agent at {addr}: {e}"));
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Body>(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header(header::HOST, addr)
+        .body(Body::empty())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    tokio::time::timeout(timeout, sender.send_request(req))
+        .await
+        .map_err(|_| unreachable("did not answer".into()))?
+        .map_err(|e| unreachable(e.to_string()))
 }
 
 /// `pods/log`: streams the agent's answer through.
@@ -89,12 +131,8 @@ pub async fn logs(api: &Api, ns: &str, pod: &str, raw_query: Option<&str>) -> Re
     let q = query::parse(raw_query);
     let (addr, container) = locate(api, ns, pod, q.get("container").map(String::as_str)).await?;
     let params = pass_query(&q, &["follow", "tailLines", "sinceSeconds", "timestamps", "previous", "limitBytes"]);
-    let url = format!("http://{addr}/containerLogs/{ns}/{pod}/{container}?{params}");
-    let req = http::Request::get(&url).body(Body::empty()).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let resp = tokio::time::timeout(Duration::from_secs(10), http_client().request(req))
-        .await
-        .map_err(|_| ApiError::Unavailable(format!("the node agent at {addr} did not answer")))?
-        .map_err(|e| ApiError::Unavailable(format!("cannot reach the node agent at {addr}: {e}")))?;
+    let path = format!("/containerLogs/{ns}/{pod}/{container}?{params}");
+    let resp = agent_get(api, &addr, &path, Duration::from_secs(10)).await?;
     let status = resp.status();
     if !status.is_success() {
         let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
@@ -125,9 +163,7 @@ pub async fn exec(api: &Api, ns: &str, pod: &str, mut req: Request) -> Result<Re
     let raw_query = req.uri().query().unwrap_or("").to_string();
     let q = query::parse(Some(&raw_query));
     let (addr, container) = locate(api, ns, pod, q.get("container").map(String::as_str)).await?;
-    let mut stream = tokio::net::TcpStream::connect(&addr)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("cannot reach the node agent at {addr}: {e}")))?;
+    let mut stream = dial_agent(api, &addr).await?;
     let mut head = format!("GET /exec/{ns}/{pod}/{container}?{raw_query} HTTP/1.1\r\nHost: {addr}\r\n");
     for name in ["upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol"] {
         for v in req.headers().get_all(name) {
@@ -205,9 +241,9 @@ async fn summaries(api: &Api) -> Result<Vec<(String, Value)>, ApiError> {
         let api = api.clone();
         tasks.push(async move {
             let addr = agent_address(&api, &name).await.ok()?;
-            let req = http::Request::get(format!("http://{addr}/stats/summary")).body(Body::empty()).ok()?;
-            let resp = tokio::time::timeout(Duration::from_secs(3), http_client().request(req)).await.ok()?.ok()?;
-            let body = resp.into_body().collect().await.ok()?.to_bytes();
+            let resp = agent_get(&api, &addr, "/stats/summary", Duration::from_secs(3)).await.ok()?;
+            let body =
+                tokio::time::timeout(Duration::from_secs(3), resp.into_body().collect()).await.ok()?.ok()?.to_bytes();
             Some((name, serde_json::from_slice::<Value>(&body).ok()?))
         });
     }

@@ -34,6 +34,9 @@ pub struct ApiOptions {
     /// Kubernetes' ServiceAccount admission: pods get a projected token volume (token,
     /// `ca.crt`, namespace) at `/var/run/secrets/kubernetes.io/serviceaccount`.
     pub mount_service_account_tokens: bool,
+    /// How this replica dials node agents: TLS presenting its own credentials, or plain
+    /// TCP (`--insecure-dev`, whose agents serve plain HTTP).
+    pub agent_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ApiOptions {
@@ -44,6 +47,7 @@ impl Default for ApiOptions {
             max_watches_per_client: super::limits::DEFAULT_MAX_WATCHES,
             max_requests_in_flight_per_client: super::limits::DEFAULT_MAX_IN_FLIGHT,
             mount_service_account_tokens: false,
+            agent_tls: None,
         }
     }
 }
