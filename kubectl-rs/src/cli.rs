@@ -65,6 +65,8 @@ pub enum Command {
     Annotate(MetaArgs),
     /// Change fields of an object with a strategic merge, JSON merge or JSON patch.
     Patch(PatchArgs),
+    /// Edit an object in your editor (KUBE_EDITOR, EDITOR, else vi) and save it back.
+    Edit(EditArgs),
     /// List the resource types the server serves.
     ApiResources(ApiResourcesArgs),
     /// Wait until objects meet a condition, are deleted or created, or a JSONPath
@@ -402,6 +404,20 @@ pub enum PatchType {
     Merge,
     /// JSON patch (RFC 6902): a list of operations.
     Json,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  rkctl edit deployment/web
+  KUBE_EDITOR=nano rkctl edit svc web -n shop
+  rkctl edit cm/settings -o json")]
+pub struct EditArgs {
+    /// TYPE NAME or TYPE/NAME.
+    #[arg(value_name = "RESOURCE", required = true)]
+    pub resources: Vec<String>,
+    /// Open the object as yaml (the default) or json.
+    #[arg(short = 'o', long, value_name = "FORMAT")]
+    pub output: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ pub mod create;
 pub mod delete;
 pub mod describe;
 pub mod discovery;
+pub mod edit;
 pub mod error;
 pub mod exec;
 pub mod get;
@@ -88,6 +89,7 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Label(args) => label::run(&Session::connect(g).await?, args, label::Field::Labels).await,
         Command::Annotate(args) => label::run(&Session::connect(g).await?, args, label::Field::Annotations).await,
         Command::Patch(args) => patch::run(&Session::connect(g).await?, args).await,
+        Command::Edit(args) => edit::run(&Session::connect(g).await?, args).await,
         Command::ApiResources(args) => get::api_resources(&Session::connect(g).await?, args).await,
         Command::Wait(args) => wait::run(&Session::connect(g).await?, args).await,
         Command::ClusterInfo => cluster_info::run(&Session::connect(g).await?, g).await,

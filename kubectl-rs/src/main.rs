@@ -13,7 +13,7 @@
 //!     one module per verb:  apply.rs  get.rs  describe.rs  delete.rs  create.rs
 //!                           version.rs  config.rs (kubeconfig only, no server)
 //!                           logs.rs  exec.rs (WebSocket)  top.rs  scale.rs  rollout.rs
-//!                           label.rs (label and annotate)  patch.rs
+//!                           label.rs (label and annotate)  patch.rs  edit.rs ($EDITOR)
 //!                           wait.rs  cluster_info.rs  completion.rs (clap_complete)
 //!                           cluster/ (cluster up|down|list|status: local clusters)
 //!                                 │

@@ -839,6 +839,76 @@ fn label_annotate_and_patch() {
     assert_eq!(r.stderr, "Error from server (NotFound): configmaps \"nope\" not found\n");
 }
 
+/// `rkctl edit` with a scripted editor: a change is saved; no change, or an emptied file,
+/// cancels; a change the server refuses reopens the editor with the error on top; the
+/// same refused change saved again gives up, keeping a copy.
+#[test]
+fn edit_saves_through_the_editor_and_reopens_on_errors() {
+    let s = Server::start();
+    let app = s.write("app.yaml", APP);
+    s.rkctl(&["apply", "-f", &app]).ok();
+    let editor = |name: &str, script: &str| {
+        let path = s.path(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).expect("write the editor");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        path.display().to_string()
+    };
+    let edit = |editor: &str, args: &[&str]| {
+        let mut cmd = s.command(&[&["edit"], args].concat());
+        cmd.env("KUBE_EDITOR", editor).env("EDITOR", "false");
+        Run::from(cmd.output().expect("run rkctl"))
+    };
+    let replicas = || get_json(&s, "deploy/web")["spec"]["replicas"].clone();
+
+    let r = edit(&editor("more.sh", r#"sed -i 's/replicas: 2/replicas: 3/' "$1""#), &["deploy/web"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web edited\n");
+    assert_eq!(replicas(), 3);
+    for (name, script) in [("same.sh", "true"), ("empty.sh", r#": > "$1""#)] {
+        let r = edit(&editor(name, script), &["deployment", "web"]).ok();
+        assert_eq!(r.stderr, "Edit cancelled, no changes made.\n", "{name}");
+        assert_eq!(r.stdout, "", "{name}");
+    }
+    // JSON on request; comments on top either way.
+    let seen = s.path("seen.json");
+    let r = edit(&editor("json.sh", &format!(r#"cp "$1" {}"#, seen.display())), &["cm/web-config", "-o", "json"]).ok();
+    assert_eq!(r.stderr, "Edit cancelled, no changes made.\n");
+    let text = std::fs::read_to_string(&seen).expect("the editor saw the file");
+    assert!(text.starts_with("# Please edit the object below."), "{text}");
+    assert!(text.contains("\"greeting\": \"hello\""), "{text}");
+
+    // Refused (replicas may not be negative): reopened with the error, then fixed.
+    let errors = s.path("errors.txt");
+    let fixing = editor(
+        "fixing.sh",
+        &format!(
+            r#"if grep -q '^# Error from server' "$1"; then grep '^# Error' "$1" > {errors}; sed -i 's/replicas: -1/replicas: 4/' "$1"; else sed -i 's/replicas: 3/replicas: -1/' "$1"; fi"#,
+            errors = errors.display()
+        ),
+    );
+    let r = edit(&fixing, &["deploy/web"]).ok();
+    assert_eq!(r.stdout, "deployment.apps/web edited\n");
+    assert_eq!(replicas(), 4);
+    let shown = std::fs::read_to_string(&errors).expect("the editor was reopened with the error");
+    assert!(shown.contains("Invalid") && shown.contains("spec.replicas"), "{shown}");
+    // Refused, and saved again unchanged: the command fails, the edit is kept.
+    let stubborn = editor("stubborn.sh", r#"sed -i 's/replicas: 4/replicas: -1/' "$1""#);
+    let r = edit(&stubborn, &["deploy/web"]).failed();
+    let lines = r.stderr_lines();
+    assert!(lines[0].starts_with("error: A copy of your changes has been stored to \""), "{}", r.stderr);
+    assert!(lines[1].starts_with("Error from server (Invalid)"), "{}", r.stderr);
+    let kept = lines[0].split('"').nth(1).expect("the copy's path");
+    assert!(std::fs::read_to_string(kept).expect("the copy").contains("replicas: -1"));
+    let _ = std::fs::remove_file(kept);
+    assert_eq!(replicas(), 4);
+    // Bad use: no name, an unknown object, a failing editor.
+    let r = s.rkctl(&["edit", "deploy"]).failed();
+    assert!(r.stderr.starts_with("error: no name was given for deployments.apps"), "{}", r.stderr);
+    let r = edit(&editor("noop.sh", "true"), &["deploy/nope"]).failed();
+    assert_eq!(r.stderr, "Error from server (NotFound): deployments.apps \"nope\" not found\n");
+    let r = edit(&editor("broken.sh", "exit 3"), &["deploy/web"]).failed();
+    assert!(r.stderr.contains("exited with exit status: 3; nothing was changed"), "{}", r.stderr);
+}
+
 #[test]
 fn logs_exec_and_top_without_running_pods() {
     let s = Server::start();
