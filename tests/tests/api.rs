@@ -688,6 +688,13 @@ async fn service_account_tokens_authenticate_and_rbac_decides() -> Result<()> {
     ensure!(code == 200, "{code}");
     let (code, _) = with_token(http, base, "GET", CMS, &fresh).await?;
     ensure!(code == 401, "a deleted account's token: {code}");
+    // An account made again under the same name is another account (another uid).
+    let (code, text) =
+        post_json(admin, base, "/api/v1/namespaces/default/serviceaccounts", json!({"metadata": {"name": "bot"}}))
+            .await?;
+    ensure!(code == 201, "{code} {text}");
+    let (code, _) = with_token(http, base, "GET", CMS, &fresh).await?;
+    ensure!(code == 401, "the old account's token, for the new account: {code}");
     Ok(())
 }
 

@@ -192,9 +192,20 @@ fn verified_claims(ring: &super::encryption::Keyring, token: &str, now: i64) -> 
 /// client that sends the same token with every request pays for the signature check
 /// once. What can change is still checked on every use: the signing key must still be
 /// in the key file, the token unexpired, and its account (and bound object) present.
+/// Those objects are read on every use too; what they say (uid, being deleted) is
+/// remembered per revision, so an unchanged account is not decoded again.
 #[derive(Default)]
 pub struct TokenCache {
     verified: parking_lot::Mutex<std::collections::HashMap<[u8; 32], Verified>>,
+    objects: parking_lot::Mutex<std::collections::HashMap<bytes::Bytes, ObjectState>>,
+}
+
+/// What a token's account or bound object was at one revision.
+#[derive(Clone)]
+struct ObjectState {
+    rev: i64,
+    uid: std::sync::Arc<str>,
+    deleting: bool,
 }
 
 #[derive(Clone)]
@@ -242,6 +253,35 @@ impl TokenCache {
         cache.insert(digest, Verified { kid, exp, claims: claims.clone() });
         Ok(claims)
     }
+
+    /// The uid of stored object `s`, and whether it is being deleted.
+    fn object_state(&self, s: &super::store::Stored) -> Result<ObjectState, ApiError> {
+        if let Some(known) = self.objects.lock().get(&s.key).filter(|o| o.rev == s.rev) {
+            return Ok(known.clone());
+        }
+        #[derive(serde::Deserialize)]
+        struct Object {
+            metadata: Meta,
+        }
+        #[derive(serde::Deserialize)]
+        struct Meta {
+            #[serde(default)]
+            uid: String,
+            #[serde(rename = "deletionTimestamp")]
+            deletion_timestamp: Option<serde::de::IgnoredAny>,
+        }
+        let o: Object = serde_json::from_slice(&s.raw).map_err(|e| {
+            ApiError::Internal(format!("stored object at {} is not JSON: {e}", String::from_utf8_lossy(&s.key)))
+        })?;
+        let state =
+            ObjectState { rev: s.rev, uid: o.metadata.uid.into(), deleting: o.metadata.deletion_timestamp.is_some() };
+        let mut objects = self.objects.lock();
+        if objects.len() >= CACHED_TOKENS {
+            objects.clear();
+        }
+        objects.insert(s.key.clone(), state.clone());
+        Ok(state)
+    }
 }
 
 /// The identity a bearer token proves, or `Unauthorized`.
@@ -259,10 +299,12 @@ pub async fn authenticate(api: &Api, token: &str) -> Result<Identity, ApiError> 
         let res = registry::lookup(plural).ok_or(ApiError::NoSuchResource)?;
         match api.get(res, Some(ns), &name, Freshness::Any).await {
             Ok(s) => {
-                let obj = s.object()?;
-                let same = obj.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid.as_str());
-                let deleting = obj.pointer("/metadata/deletionTimestamp").is_some();
-                if same && !deleting { Ok(()) } else { Err(refuse("its object was replaced or is being deleted")) }
+                let state = api.tokens.object_state(&s)?;
+                if *state.uid == *uid && !state.deleting {
+                    Ok(())
+                } else {
+                    Err(refuse("its object was replaced or is being deleted"))
+                }
             }
             Err(ApiError::NotFound { .. }) => Err(refuse("its object is gone")),
             Err(e) => Err(e),
