@@ -3,8 +3,8 @@
 //! goes back to the server, as kubectl edit does:
 //!
 //! - the change is sent as a JSON merge patch computed from the object as it was opened
-//!   ([`merge_diff`]) and pinned to the version opened, so a change made meanwhile by
-//!   someone else is a conflict, not silently overwritten;
+//!   ([`merge_diff`]): only the fields the user changed, so what controllers wrote
+//!   meanwhile stays (a `resourceVersion` the user edits becomes a precondition);
 //! - a file saved unchanged, or emptied, cancels ("Edit cancelled, no changes made.");
 //! - when the server refuses the change, the editor opens again with the error as
 //!   comments on top and the edit kept; saved again without a change, the edit is kept
@@ -100,19 +100,9 @@ async fn edit_one(s: &Session, path: &str, json: bool) -> Result<Outcome, Error>
             output::eprint_line(&format!("error: A copy of your changes has been stored to \"{}\"", kept.display()));
             return Err(err);
         }
-        let mut patch = merge_diff(&original, &edited).unwrap_or(Value::Object(Map::new()));
-        if let Some(rv) = original.pointer("/metadata/resourceVersion") {
-            if !patch.is_object() {
-                patch = Value::Object(Map::new());
-            }
-            patch["metadata"] = match patch.get("metadata").cloned() {
-                Some(Value::Object(mut m)) => {
-                    m.entry("resourceVersion").or_insert_with(|| rv.clone());
-                    Value::Object(m)
-                }
-                _ => serde_json::json!({ "resourceVersion": rv }),
-            };
-        }
+        // Only what the user changed: controllers' writes meanwhile (status, other
+        // fields) are kept, as kubectl's two-way patch keeps them.
+        let patch = merge_diff(&original, &edited).unwrap_or(Value::Object(Map::new()));
         let req = Request::new(Method::PATCH, path)
             .body("application/merge-patch+json", &patch)
             .query("fieldManager", "rkctl-edit");
