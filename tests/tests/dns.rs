@@ -220,9 +220,14 @@ async fn cluster_dns_answers_services_pods_ptr_and_forwards_the_rest() -> Result
     ensure!(srv_targets(&m) == want_srv, "{m:?}");
     ensure!(m.additionals.iter().filter(|r| matches!(r.data, RData::A(_))).count() == 2, "{m:?}");
 
-    // Pods by dashed IP.
-    let m = udp(dns, &format!("{}.default.pod.cluster.local.", dashed(web1_ip)), RecordType::A).await?;
-    ensure!(addresses(&m) == [web1_ip], "pod A: {m:?}");
+    // Pods by dashed IP. (The waits above were for Services and Endpoints; the pod's own
+    // record comes from the pod watch, which may be a moment behind them.)
+    let pod_name = format!("{}.default.pod.cluster.local.", dashed(web1_ip));
+    let m = wait_for("web-1's pod record", Duration::from_secs(5), || async {
+        udp(dns, &pod_name, RecordType::A).await.ok().filter(|m| addresses(m) == [web1_ip])
+    })
+    .await;
+    ensure!(m.is_ok(), "pod A: {:?}", udp(dns, &pod_name, RecordType::A).await);
 
     // PTR: the cluster IP names the Service; a headless endpoint names itself.
     let rev = |ip: IpAddr| {
