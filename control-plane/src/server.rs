@@ -668,7 +668,8 @@ fn secrets_key_path(
         if config.join.is_some() {
             return Err(ServerError::Config(format!(
                 "the secrets encryption key file {} is missing: a joining replica needs the cluster's keys. \
-                 Copy the key file of any member there (or name it with --encryption-key-file)",
+                 Give it a replica token (`rk-server token create --replica`, then --join-token TOKEN), or copy \
+                 the key file of any member there (or name it with --encryption-key-file)",
                 path.display()
             )));
         }
