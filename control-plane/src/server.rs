@@ -466,11 +466,8 @@ async fn fetch_replica_credentials(
             "--join-token: not a token `rk-server token create --replica` makes (rk1:<CA hash>:<id>.<secret>)".into(),
         )
     })?;
-    let pki_dir = config.pki_dir.clone().unwrap_or_else(|| data_dir.join("pki"));
-    let key_path = match &config.encryption_key_file {
-        Some(p) => p.clone(),
-        None => config::default_key_file(data_dir).map_err(ServerError::Config)?,
-    };
+    let pki_dir = pki_dir_of(config, data_dir);
+    let key_path = key_file_of(config, data_dir)?;
     let check_pin = |ca: &Ca| match crate::pki::ca_hash(ca.cert_pem())? {
         have if have.eq_ignore_ascii_case(hash) => Ok(()),
         _ => Err(ServerError::Config(format!(
@@ -513,6 +510,19 @@ async fn fetch_replica_credentials(
     Ok(())
 }
 
+/// The cluster CA's directory: `--pki-dir`, or `<data-dir>/pki`.
+fn pki_dir_of(config: &Config, data_dir: &Path) -> PathBuf {
+    config.pki_dir.clone().unwrap_or_else(|| data_dir.join("pki"))
+}
+
+/// The secrets key file: `--encryption-key-file`, or the one beside the data directory.
+fn key_file_of(config: &Config, data_dir: &Path) -> Result<PathBuf, ServerError> {
+    match &config.encryption_key_file {
+        Some(p) => Ok(p.clone()),
+        None => config::default_key_file(data_dir).map_err(ServerError::Config),
+    }
+}
+
 /// In the data directory: the hash of the CA this replica serves with, so a restart that
 /// finds another CA (or none) is refused instead of making certificates nobody trusts.
 const CA_USED_FILE: &str = "cluster-ca.sha256";
@@ -530,7 +540,7 @@ fn cluster_ca(
 ) -> Result<Arc<crate::pki::Ca>, ServerError> {
     use crate::pki::Ca;
     let named = config.pki_dir.is_some();
-    let dir = config.pki_dir.clone().unwrap_or_else(|| data_dir.join("pki"));
+    let dir = pki_dir_of(config, data_dir);
     let used_file = data_dir.join(CA_USED_FILE);
     let used = std::fs::read_to_string(&used_file).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     if !Ca::exists(&dir) {
@@ -658,10 +668,7 @@ fn secrets_key_path(
     founders: usize,
 ) -> Result<PathBuf, ServerError> {
     let named = config.encryption_key_file.is_some();
-    let path = match &config.encryption_key_file {
-        Some(p) => p.clone(),
-        None => config::default_key_file(data_dir).map_err(ServerError::Config)?,
-    };
+    let path = key_file_of(config, data_dir)?;
     if !path.exists() && !restarting {
         // A fresh key here would make every Secret of a running cluster unreadable on this
         // replica, or give founding replicas different keys: refuse, and say what to do.

@@ -102,11 +102,17 @@ fn renewal_times(der: &[u8]) -> Option<(SystemTime, SystemTime)> {
     Some((end, start + life * 2 / 3))
 }
 
-/// Renews the node's certificate (`cert`, kept in the kubeconfig at `path`) whenever two
-/// thirds of its life are gone, through `client`, which presents it. Runs until the
-/// agent stops; a failure is retried a minute later (sooner for short lifetimes), and
+/// Renews the node's certificate (`cert`, kept in the kubeconfig at `path` with the API
+/// server's URL `server`) whenever two thirds of its life are gone, through `client`,
+/// which presents it. Runs until the agent stops; a failure is retried a minute later (sooner for short lifetimes), and
 /// said in the log with how long the current certificate has left.
-pub async fn renew_loop(client: Client, cert: Arc<kubeconfig::ClientCert>, path: PathBuf, node: String) {
+pub async fn renew_loop(
+    client: Client,
+    cert: Arc<kubeconfig::ClientCert>,
+    path: PathBuf,
+    server: String,
+    node: String,
+) {
     loop {
         let Some((expires, due)) = cert.leaf().and_then(|der| renewal_times(der.as_ref())) else {
             tracing::error!(path = %path.display(), "the node's certificate does not parse: it cannot be renewed");
@@ -116,7 +122,6 @@ pub async fn renew_loop(client: Client, cert: Arc<kubeconfig::ClientCert>, path:
         tokio::time::sleep(due.duration_since(SystemTime::now()).unwrap_or_default()).await;
         let renewed = async {
             let issued = request_certificate(&client, &node).await?;
-            let server = kubeconfig::load(&path)?.server;
             write_kubeconfig(&path, &server, &issued.ca, &issued.cert, &issued.key)?;
             cert.replace(issued.cert.as_bytes(), issued.key.as_bytes()).map_err(JoinError::Tls)
         };

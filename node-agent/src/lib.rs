@@ -258,10 +258,11 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     // Credentials a join got are the agent's to keep fresh (a --kubeconfig is its owner's).
     if config.kubeconfig.is_none()
         && config.join.is_some()
-        && let Some(cert) = credentials.as_ref().and_then(|c| c.cert.clone())
+        && let Some(c) = &credentials
+        && let Some(cert) = c.cert.clone()
     {
         let path = config.data_dir.join("kubeconfig");
-        tokio::spawn(join::renew_loop(client.clone(), cert, path, base_name.clone()));
+        tokio::spawn(join::renew_loop(client.clone(), cert, path, c.server.clone(), base_name.clone()));
     }
     let registry = Arc::new(pods::Registry::default());
     let mut managers = HashMap::new();

@@ -544,6 +544,53 @@ async fn secrets_are_encrypted_at_rest_and_a_key_rotation_re_encrypts_them() -> 
     Ok(())
 }
 
+/// A replica that served with a CA refuses to restart without it or with another one
+/// (a new CA would be trusted by no peer and no client), and starts once it is back.
+#[test]
+fn a_replica_refuses_a_missing_or_different_ca() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (data, pki) = (dir.path().join("data"), dir.path().join("pki"));
+    let start = |wait_ready: bool| -> Result<(bool, String)> {
+        let mut child = std::process::Command::new(rk_tests::binary("rk-server")?)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--pki-dir")
+            .arg(&pki)
+            .args(["--listen", "127.0.0.1:0", "--peer-listen", "127.0.0.1:0", "--log-level", "info"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        // A refused start exits at once; a good one keeps running until killed.
+        let deadline = std::time::Instant::now() + Duration::from_secs(if wait_ready { 3 } else { 10 });
+        while std::time::Instant::now() < deadline {
+            if child.try_wait()?.is_some() {
+                let out = child.wait_with_output()?;
+                return Ok((false, String::from_utf8_lossy(&out.stderr).into_owned()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill()?;
+        let out = child.wait_with_output()?;
+        Ok((true, String::from_utf8_lossy(&out.stderr).into_owned()))
+    };
+    let (ran, err) = start(true)?;
+    ensure!(ran && pki.join("ca.crt").exists(), "the first start: {err}");
+    ensure!(data.join("cluster-ca.sha256").exists(), "the CA's hash is recorded");
+    let kept = dir.path().join("kept");
+    std::fs::rename(&pki, &kept)?;
+    let (ran, err) = start(false)?;
+    ensure!(!ran && err.contains("the cluster CA this replica served with is missing"), "{err}");
+    ensure!(!pki.join("ca.crt").exists(), "no new CA was made");
+    rk_control_plane::pki::Ca::load_or_create(&pki)?;
+    let (ran, err) = start(false)?;
+    ensure!(!ran && err.contains("is not the one this replica served with"), "{err}");
+    std::fs::remove_dir_all(&pki)?;
+    std::fs::rename(&kept, &pki)?;
+    let (ran, err) = start(true)?;
+    ensure!(ran, "with its CA back: {err}");
+    Ok(())
+}
+
 /// A replica that joins without the cluster's key file refuses to start, and says why.
 #[test]
 fn a_joining_replica_without_the_key_file_refuses_to_start() -> Result<()> {
