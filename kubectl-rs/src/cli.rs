@@ -51,6 +51,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run a command in a container.
     Exec(ExecArgs),
+    /// Forward local ports to a pod (or to a pod of a deployment or service).
+    PortForward(PortForwardArgs),
     /// Show CPU and memory use of nodes or pods (metrics.k8s.io).
     #[command(subcommand)]
     Top(TopCommand),
@@ -279,6 +281,28 @@ pub struct ExecArgs {
     /// Print nothing but the command's own output (no "Defaulted container" notes).
     #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  rkctl port-forward pod/web 8080:80        # localhost:8080 -> port 80 of pod web
+  rkctl port-forward deploy/web :80         # any free local port
+  rkctl port-forward svc/web 8443:https     # the Service's port, to its target port
+  rkctl port-forward web 5000 6000 --address 0.0.0.0")]
+pub struct PortForwardArgs {
+    /// POD, pod/NAME, or TYPE/NAME of a deployment, service, … (one of its pods).
+    #[arg(value_name = "POD|TYPE/NAME")]
+    pub target: String,
+    /// [LOCAL_PORT:]REMOTE_PORT: 8080:80, 80 (the same port locally), :80 (any free
+    /// local port); a remote port may be a container port's name.
+    #[arg(value_name = "[LOCAL:]REMOTE", required = true)]
+    pub ports: Vec<String>,
+    /// Addresses to listen on, comma-separated ("localhost" means 127.0.0.1 and ::1).
+    #[arg(long, default_value = "localhost", value_name = "ADDRESSES")]
+    pub address: Vec<String>,
+    /// How long to wait for the pod to be running, e.g. 30s, 2m.
+    #[arg(long, default_value = "1m", value_name = "DURATION")]
+    pub pod_running_timeout: String,
 }
 
 #[derive(Debug, Subcommand)]

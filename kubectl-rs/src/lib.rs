@@ -26,6 +26,7 @@ pub mod manifest;
 pub mod output;
 pub mod patch;
 pub mod pods;
+pub mod portforward;
 pub mod quantity;
 pub mod rollout;
 pub mod scale;
@@ -83,6 +84,7 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Create(cmd) => create::run(&Session::connect(g).await?, cmd).await,
         Command::Logs(args) => logs::run(&Session::connect(g).await?, args).await,
         Command::Exec(args) => exec::run(&Session::connect(g).await?, args).await,
+        Command::PortForward(args) => portforward::run(&Session::connect(g).await?, args).await,
         Command::Top(cmd) => top::run(&Session::connect(g).await?, cmd).await,
         Command::Scale(args) => scale::run(&Session::connect(g).await?, args).await,
         Command::Rollout(cmd) => rollout::run(&Session::connect(g).await?, cmd).await,

@@ -7,7 +7,7 @@
 //!                                              worker.rs ──► runtime/ (docker | process | hollow)
 //!                                                 │  spec.rs (env, volumes)   probe.rs
 //!                                                 └──► pod status, events
-//!  node.rs: Node registration, Lease heartbeat     server.rs: logs, exec, stats for the API server
+//!  node.rs: Node registration, Lease heartbeat     server.rs: logs, exec, port-forward (portforward.rs), stats
 //!  API server ──services, endpoints (list+watch)──► proxy/ (Service data path: nftables | userspace)
 //! ```
 //!
@@ -21,6 +21,7 @@ pub mod join;
 pub mod kubeconfig;
 pub mod node;
 pub mod pods;
+pub mod portforward;
 pub mod probe;
 pub mod proxy;
 pub mod runtime;

@@ -1,6 +1,6 @@
 //! The agent's HTTP endpoints, reached by the API server on behalf of clients:
-//! container logs, exec (WebSocket, `v5.channel.k8s.io` / `v4.channel.k8s.io`) and
-//! resource usage for `metrics.k8s.io`.
+//! container logs, exec (WebSocket, `v5.channel.k8s.io` / `v4.channel.k8s.io`), port
+//! forwarding ([`crate::portforward`]) and resource usage for `metrics.k8s.io`.
 //!
 //! An agent with credentials serves them over TLS ([`serve_tls`]) with a self-signed
 //! certificate (as the kubelet does by default), and takes only clients whose
@@ -30,6 +30,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/containerLogs/{ns}/{pod}/{container}", get(logs))
         .route("/exec/{ns}/{pod}/{container}", get(exec))
+        .route("/portForward/{ns}/{pod}", get(port_forward))
         .route("/stats/summary", get(summary))
         .with_state(registry)
 }
@@ -209,7 +210,37 @@ async fn exec(
         .on_upgrade(move |socket| bridge(socket, rt, c.id, command, tty, stdin))
 }
 
-fn percent_decode(s: &str) -> String {
+/// `portForward`: the pod's ports over a WebSocket ([`crate::portforward`]).
+async fn port_forward(
+    AxState(registry): AxState<Arc<Registry>>,
+    Path((ns, pod)): Path<(String, String)>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Some(rt) = runtime(&registry) else { return error(StatusCode::SERVICE_UNAVAILABLE, "no runtime".into()) };
+    let ports = match crate::portforward::parse_ports(query.as_deref().unwrap_or("")) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let sandboxes = match rt.list_sandboxes().await {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let Some((_, sandbox)) = sandboxes.into_iter().find(|(p, _)| p.namespace == ns && p.name == pod) else {
+        return error(StatusCode::NOT_FOUND, format!("pod {pod:?} in namespace {ns:?} is not running on this node"));
+    };
+    // A host-network pod listens on the node itself.
+    let ip = match sandbox.ip {
+        Some(ip) if ip.contains(':') => format!("[{ip}]"),
+        Some(ip) => ip,
+        None => "127.0.0.1".into(),
+    };
+    let ws = ws.protocols(crate::portforward::PROTOCOLS);
+    let base64 = ws.selected_protocol().is_some_and(|p| p.as_bytes() == crate::portforward::PROTOCOLS[1].as_bytes());
+    ws.on_upgrade(move |socket| crate::portforward::bridge(socket, base64, ip, ports))
+}
+
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

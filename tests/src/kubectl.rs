@@ -36,7 +36,8 @@ impl Kubectl {
         Ok(Self { bin: binary(minor)?, kubeconfig, cache: tempfile::tempdir()? })
     }
 
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
+    /// kubectl with `args`, its output piped, ready to spawn.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.bin);
         cmd.args(args)
             .env("KUBECONFIG", &self.kubeconfig)

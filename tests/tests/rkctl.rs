@@ -1,7 +1,8 @@
 //! rkctl against a cluster whose pods really run (one `process`-runtime node agent):
 //! `rollout status` following a rollout to the end, `logs` (of a Deployment, `-f`,
-//! `--tail`, `--timestamps`), `exec` (exit codes, stderr, stdin with `-i`) and
-//! `top`. The tests that need no running pods are in `kubectl-rs/tests/cli.rs`.
+//! `--tail`, `--timestamps`), `exec` (exit codes, stderr, stdin with `-i`),
+//! `port-forward` (to a pod and to a Service's target port, also with the real
+//! kubectl: 1.30's SPDY and 1.33's SPDY tunnelled in a WebSocket) and `top`. The tests that need no running pods are in `kubectl-rs/tests/cli.rs`.
 //!
 //! Needs the binaries: `cargo build -p rk-control-plane -p rk-node-agent -p rk-kubectl --bins`.
 
@@ -213,6 +214,170 @@ async fn rollout_status_logs_exec_top_on_a_real_node() -> Result<()> {
     })
     .await;
     ensure!(out.is_ok(), "{out:?}");
+    Ok(())
+}
+
+/// A pod answering each connection with "echo:" and what it read, on a named port.
+fn echo_manifest(port: u16) -> String {
+    format!(
+        "\
+apiVersion: v1
+kind: Pod
+metadata: {{name: echo, labels: {{app: echo}}}}
+spec:
+  containers:
+  - name: main
+    image: python
+    command:
+    - python3
+    - -c
+    - |
+      import socket
+      s = socket.socket()
+      s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+      s.bind((\"0.0.0.0\", {port}))
+      s.listen(8)
+      while True:
+          c, _ = s.accept()
+          c.sendall(b\"echo:\" + c.recv(100))
+          c.close()
+    ports: [{{name: echo, containerPort: {port}}}]
+    readinessProbe: {{tcpSocket: {{port: echo}}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: echo}}
+spec:
+  selector: {{app: echo}}
+  ports: [{{name: web, port: 80, targetPort: echo}}]
+"
+    )
+}
+
+/// Spawns a port-forward command (rkctl's or kubectl's) and waits until it prints
+/// where it listens; returns the process, its output lines, and the local port.
+/// Keep the lines while it runs: kubectl dies when its stdout is closed.
+async fn listening(
+    mut cmd: tokio::process::Command,
+) -> Result<(tokio::process::Child, tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>, u16)> {
+    let mut child = cmd.spawn()?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .context("port-forward printed nothing in 30 s")??
+        .context("port-forward ended before listening")?;
+    let port = first
+        .strip_prefix("Forwarding from 127.0.0.1:")
+        .and_then(|rest| rest.split_once(' '))
+        .and_then(|(p, _)| p.parse().ok())
+        .with_context(|| format!("unexpected first line {first:?}"))?;
+    Ok((child, lines, port))
+}
+
+async fn port_forward(
+    rk: &Rkctl,
+    args: &[&str],
+) -> Result<(tokio::process::Child, tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>, u16)> {
+    listening(rk.command(&[&["port-forward"][..], args].concat())).await
+}
+
+/// One connection through a forward: sends `text`, returns all it got back.
+async fn exchange(port: u16, text: &str) -> Result<String> {
+    use tokio::io::AsyncReadExt;
+    let what = || format!("sending {text:?} through local port {port}");
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.with_context(what)?;
+    conn.write_all(text.as_bytes()).await.with_context(what)?;
+    let mut got = String::new();
+    tokio::time::timeout(Duration::from_secs(20), conn.read_to_string(&mut got))
+        .await
+        .with_context(|| format!("no answer to {text:?}"))?
+        .with_context(what)?;
+    Ok(got)
+}
+
+/// Requires `text` to come back echoed through the forward `child` listens for on
+/// `port`; on failure stops the forward and tells what it said.
+async fn echoes(child: &mut tokio::process::Child, port: u16, text: &str) -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    let got = exchange(port, text).await;
+    if got.as_ref().is_ok_and(|g| *g == format!("echo:{text}")) {
+        return Ok(());
+    }
+    let _ = child.start_kill();
+    let mut said = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), stderr.read_to_string(&mut said)).await;
+    }
+    let got = match got {
+        Ok(g) => format!("{g:?}"),
+        Err(e) => format!("{e:#}"),
+    };
+    anyhow::bail!("{text:?} through the forward: {got}; the forward said {said:?}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_reaches_pods_and_service_target_ports() -> Result<()> {
+    let (_cluster, rk) = cluster().await?;
+    // A free port for the pod: the process runtime shares the node's network.
+    let pod_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let out = rk.run(&["apply", "-f", "-"], &echo_manifest(pod_port)).await?;
+    ensure!(out.code == 0, "{out:?}");
+    rk.ok(&["wait", "--for=condition=Ready", "pod/echo", "--timeout=60s"]).await?;
+
+    // To the pod: every connection is its own, both directions carry bytes.
+    let (mut child, mut lines, local) = port_forward(&rk, &["pod/echo", &format!(":{pod_port}")]).await?;
+    for word in ["one", "two"] {
+        echoes(&mut child, local, word).await?;
+        // (The IPv6 loopback's "Forwarding from [::1]…" may come first.)
+        let line = loop {
+            let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await??;
+            if !line.as_deref().is_some_and(|l| l.starts_with("Forwarding from [::1]:")) {
+                break line;
+            }
+        };
+        ensure!(line.as_deref() == Some(&format!("Handling connection for {local}")[..]), "{line:?}");
+    }
+    // Ctrl-C ends it, successfully.
+    let pid = child.id().context("pid")?.to_string();
+    std::process::Command::new("kill").args(["-INT", &pid]).status()?;
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.context("ignored Ctrl-C")??;
+    ensure!(status.code() == Some(0), "port-forward after Ctrl-C: {status:?}");
+
+    // To a Service: its port 80 means the pod's port named "echo".
+    let (mut child, _lines, local) = port_forward(&rk, &["svc/echo", ":80"]).await?;
+    echoes(&mut child, local, "svc").await?;
+
+    // A port nobody listens on: the connection closes and the error is told.
+    let mut child = rk.command(&["port-forward", "pod/echo", ":1"]).spawn()?;
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().context("stderr")?).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), stdout.next_line()).await??.context("no output")?;
+    let local: u16 = first
+        .strip_prefix("Forwarding from 127.0.0.1:")
+        .and_then(|r| r.strip_suffix(" -> 1"))
+        .and_then(|p| p.parse().ok())
+        .with_context(|| format!("{first:?}"))?;
+    ensure!(exchange(local, "x").await?.is_empty());
+    let err = tokio::time::timeout(Duration::from_secs(10), stderr.next_line()).await??.context("no error")?;
+    ensure!(err.starts_with(&format!("an error occurred forwarding {local} -> 1: error forwarding to ")), "{err}");
+
+    // The real kubectl: 1.30 speaks SPDY, 1.33 SPDY tunnelled in a WebSocket; rk
+    // carries both to the agent.
+    for minor in [30, 33] {
+        let k = rk_tests::kubectl::Kubectl::new(minor, rk.kubeconfig.clone())?;
+        let (mut child, _lines, local) = listening(k.command(&["port-forward", "svc/echo", ":80"])).await?;
+        for word in ["a", "b"] {
+            echoes(&mut child, local, &format!("kubectl 1.{minor} {word}")).await?;
+        }
+    }
+
+    // Bad arguments are one clear line each, before anything listens.
+    let out = rk.run(&["port-forward", "pod/echo", "http"], "").await?;
+    ensure!(out.code == 1 && out.stderr.contains("a port name needs a local port"), "{out:?}");
+    let out = rk.run(&["port-forward", "svc/echo", ":81"], "").await?;
+    ensure!(out.stderr == "error: service \"echo\" does not have a service port 81\n", "{out:?}");
+    let out = rk.run(&["port-forward", "pod/nope", ":80"], "").await?;
+    ensure!(out.code == 1 && out.stderr.contains("pods \"nope\" not found"), "{out:?}");
     Ok(())
 }
 

@@ -442,6 +442,9 @@ async fn serve(
         (&Method::GET | &Method::POST, Some(name), Some(Subresource::Exec)) => {
             super::proxy::exec(api, ns.unwrap_or("default"), &name, req).await
         }
+        (&Method::GET | &Method::POST, Some(name), Some(Subresource::PortForward)) => {
+            super::proxy::port_forward(api, ns.unwrap_or("default"), &name, req).await
+        }
         _ => Err(ApiError::MethodNotAllowed(format!("{method} is not supported on this resource path"))),
     }
 }

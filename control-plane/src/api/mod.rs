@@ -9,6 +9,8 @@
 //!                   │                              └─ selector.rs (label/field selectors)
 //!                   ├─ watch.rs   chunked watch streams from the store's watch hub
 //!                   ├─ table.rs   server-side printing (kubectl's columns)
+//!                   ├─ proxy.rs   logs, exec, port-forward through node agents (spdy.rs: kubectl's
+//!                   │             SPDY port-forward), metrics.k8s.io
 //!                   └─ discovery.rs, openapi.rs, metrics.rs
 //! ```
 //!
@@ -48,6 +50,7 @@ pub mod patch;
 pub mod protobuf;
 pub mod schema;
 pub mod selector;
+pub mod spdy;
 pub mod table;
 
 #[cfg(test)]

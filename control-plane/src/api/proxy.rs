@@ -1,5 +1,5 @@
 //! What the API server fetches from node agents on a client's behalf: pod logs,
-//! exec sessions (a WebSocket upgrade spliced through to the agent), and the
+//! exec and port-forward sessions (WebSocket upgrades spliced through to the agent), and the
 //! `metrics.k8s.io` API built from the agents' usage summaries.
 //!
 //! Agents serve TLS and take only clients in `system:masters`: this replica dials them
@@ -64,11 +64,16 @@ async fn locate(api: &Api, ns: &str, pod: &str, container: Option<&str>) -> Resu
             )));
         }
     };
+    Ok((node_agent(api, &obj, pod).await?, container))
+}
+
+/// The agent of the node the pod `obj` (named `pod`) is bound to.
+async fn node_agent(api: &Api, obj: &Value, pod: &str) -> Result<String, ApiError> {
     let node = obj.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
     if node.is_empty() {
         return Err(ApiError::BadRequest(format!("pod {pod} is not scheduled to a node yet")));
     }
-    Ok((agent_address(api, node).await?, container))
+    agent_address(api, node).await
 }
 
 fn pass_query(q: &std::collections::HashMap<String, String>, keys: &[&str]) -> String {
@@ -146,15 +151,17 @@ pub async fn logs(api: &Api, ns: &str, pod: &str, raw_query: Option<&str>) -> Re
     Ok(out)
 }
 
-/// `pods/exec` (and `attach`-style) WebSocket upgrades: the agent does the
-/// protocol; the API server forwards the handshake and then splices the bytes.
-pub async fn exec(api: &Api, ns: &str, pod: &str, mut req: Request) -> Result<Response, ApiError> {
-    let is_upgrade = req
-        .headers()
+fn is_websocket(req: &Request) -> bool {
+    req.headers()
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    if !is_upgrade {
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+}
+
+/// `pods/exec` (and `attach`-style) WebSocket upgrades: the agent does the
+/// protocol; the API server forwards the handshake and then splices the bytes.
+pub async fn exec(api: &Api, ns: &str, pod: &str, req: Request) -> Result<Response, ApiError> {
+    if !is_websocket(&req) {
         return Err(ApiError::BadRequest(
             "exec needs a WebSocket upgrade (v5.channel.k8s.io); kubectl 1.30+ uses it by default, 1.29 with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=true; SPDY is not supported"
                 .into(),
@@ -163,8 +170,261 @@ pub async fn exec(api: &Api, ns: &str, pod: &str, mut req: Request) -> Result<Re
     let raw_query = req.uri().query().unwrap_or("").to_string();
     let q = query::parse(Some(&raw_query));
     let (addr, container) = locate(api, ns, pod, q.get("container").map(String::as_str)).await?;
-    let mut stream = dial_agent(api, &addr).await?;
-    let mut head = format!("GET /exec/{ns}/{pod}/{container}?{raw_query} HTTP/1.1\r\nHost: {addr}\r\n");
+    splice(api, &addr, &format!("/exec/{ns}/{pod}/{container}?{raw_query}"), "exec", req).await
+}
+
+/// The WebSocket subprotocols of port forwarding (the kubelet's).
+const PORT_FORWARD_PROTOCOLS: [&str; 2] = ["v4.channel.k8s.io", "v4.base64.channel.k8s.io"];
+/// kubectl 1.31+: SPDY carried in a WebSocket's binary messages.
+const SPDY_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
+/// The stream protocol of a plain SPDY upgrade (`X-Stream-Protocol-Version`).
+const PORT_FORWARD_STREAM_PROTOCOL: &str = "portforward.k8s.io";
+
+/// How a port-forward client talks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// `v4.channel.k8s.io` WebSockets (client libraries, rkctl): spliced to the agent.
+    Channels,
+    /// kubectl's SPDY over a plain HTTP upgrade (kubectl up to 1.30).
+    Spdy,
+    /// kubectl's SPDY tunnelled in a WebSocket (kubectl 1.31+).
+    SpdyTunnel,
+}
+
+fn transport(req: &Request) -> Result<Transport, ApiError> {
+    let upgrade = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if upgrade.eq_ignore_ascii_case("SPDY/3.1") {
+        let versions: Vec<&str> = req
+            .headers()
+            .get_all("x-stream-protocol-version")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(',').map(str::trim))
+            .collect();
+        if !versions.contains(&PORT_FORWARD_STREAM_PROTOCOL) {
+            return Err(ApiError::BadRequest(format!(
+                "port-forward speaks the stream protocol {PORT_FORWARD_STREAM_PROTOCOL}; the client offered {versions:?}"
+            )));
+        }
+        return Ok(Transport::Spdy);
+    }
+    if !is_websocket(req) {
+        return Err(ApiError::BadRequest(
+            "port-forward needs an upgrade: a WebSocket (v4.channel.k8s.io, or SPDY/3.1+portforward.k8s.io) or SPDY/3.1"
+                .into(),
+        ));
+    }
+    let offered: Vec<String> = req
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|p| p.trim().to_string()))
+        .filter(|p| !p.is_empty())
+        .collect();
+    // No subprotocol at all means the binary one, as the kubelet takes it.
+    if offered.is_empty() || offered.iter().any(|p| PORT_FORWARD_PROTOCOLS.contains(&p.as_str())) {
+        Ok(Transport::Channels)
+    } else if offered.iter().any(|p| p == SPDY_TUNNEL) {
+        Ok(Transport::SpdyTunnel)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "none of the offered WebSocket subprotocols ({}) is served for port-forward; rk serves {}, {} and {SPDY_TUNNEL}",
+            offered.join(", "),
+            PORT_FORWARD_PROTOCOLS[0],
+            PORT_FORWARD_PROTOCOLS[1]
+        )))
+    }
+}
+
+/// `pods/portforward`: `v4.channel.k8s.io` WebSockets are spliced through to the
+/// agent like exec; kubectl's SPDY sessions end here ([`super::spdy`]), each of
+/// their connections carried to the agent over a WebSocket of its own.
+pub async fn port_forward(api: &Api, ns: &str, pod: &str, mut req: Request) -> Result<Response, ApiError> {
+    let transport = transport(&req)?;
+    let raw_query = req.uri().query().unwrap_or("").to_string();
+    let pods = registry::lookup("pods").ok_or_else(|| ApiError::Internal("no pods".into()))?;
+    let obj = api.get(pods, Some(ns), pod, Freshness::Any).await?.object()?;
+    let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending");
+    if phase != "Running" {
+        return Err(ApiError::BadRequest(format!("pod {pod} is not running (phase {phase})")));
+    }
+    let addr = node_agent(api, &obj, pod).await?;
+    if transport == Transport::Channels {
+        return splice(api, &addr, &format!("/portForward/{ns}/{pod}?{raw_query}"), "port-forward", req).await;
+    }
+    let connect: super::spdy::Connect = {
+        let (api, ns, pod) = (api.clone(), ns.to_string(), pod.to_string());
+        Arc::new(move |port| {
+            let (api, addr, path) = (api.clone(), addr.clone(), format!("/portForward/{ns}/{pod}?ports={port}"));
+            Box::pin(async move { agent_forward(&api, &addr, &path).await })
+        })
+    };
+    let upgrade = hyper::upgrade::on(&mut req);
+    let (from_client_tx, from_client) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let (to_client, mut to_client_rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let resp = match transport {
+        Transport::Spdy => Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "SPDY/3.1")
+            .header("x-stream-protocol-version", PORT_FORWARD_STREAM_PROTOCOL),
+        _ => {
+            let key = req.headers().get(header::SEC_WEBSOCKET_KEY).map(|k| k.as_bytes()).unwrap_or_default();
+            Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header(header::CONNECTION, "Upgrade")
+                .header(header::UPGRADE, "websocket")
+                .header(header::SEC_WEBSOCKET_ACCEPT, tokio_tungstenite::tungstenite::handshake::derive_accept_key(key))
+                .header(header::SEC_WEBSOCKET_PROTOCOL, SPDY_TUNNEL)
+        }
+    };
+    tokio::spawn(async move {
+        let upgraded = match upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %e, "a port-forward upgrade failed");
+                return;
+            }
+        };
+        let io = hyper_util::rt::TokioIo::new(upgraded);
+        let session = super::spdy::serve(from_client, to_client, connect);
+        let result = if transport == Transport::Spdy {
+            let (mut rd, mut wr) = tokio::io::split(io);
+            let reader = async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = rd.read(&mut buf).await {
+                    if n == 0 || from_client_tx.send(bytes::Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let writer = async move {
+                while let Some(b) = to_client_rx.recv().await {
+                    if wr.write_all(&b).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = wr.shutdown().await;
+            };
+            // The reader stops with the session: a client that never closes must
+            // not keep the connection.
+            let reader = tokio::spawn(reader);
+            let (result, _) = tokio::join!(session, writer);
+            reader.abort();
+            result
+        } else {
+            use futures::{SinkExt, StreamExt};
+            use tokio_tungstenite::tungstenite::Message;
+            let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                io,
+                tokio_tungstenite::tungstenite::protocol::Role::Server,
+                None,
+            )
+            .await;
+            let (mut sink, mut stream) = ws.split();
+            let reader = async move {
+                while let Some(Ok(msg)) = stream.next().await {
+                    let b = match msg {
+                        Message::Binary(b) => b,
+                        Message::Close(_) => break,
+                        _ => continue,
+                    };
+                    if from_client_tx.send(b).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let writer = async move {
+                while let Some(b) = to_client_rx.recv().await {
+                    if sink.send(Message::Binary(b)).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = sink.close().await;
+            };
+            // The reader stops with the session: a client that never closes must
+            // not keep the connection.
+            let reader = tokio::spawn(reader);
+            let (result, _) = tokio::join!(session, writer);
+            reader.abort();
+            result
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "a port-forward session ended with a protocol error");
+        }
+    });
+    resp.body(Body::empty()).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// One connection to a pod's port through its node agent: a `v4.channel.k8s.io`
+/// WebSocket to `path` (which names one port), as the SPDY session wants it.
+async fn agent_forward(api: &Api, addr: &str, path: &str) -> Result<super::spdy::Forward, String> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let stream = dial_agent(api, addr).await.map_err(|e| e.to_string())?;
+    let mut request = format!("ws://{addr}{path}").into_client_request().map_err(|e| e.to_string())?;
+    request.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(PORT_FORWARD_PROTOCOLS[0]));
+    let (ws, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .map_err(|e| format!("the node agent at {addr} refused the port-forward: {e}"))?;
+    let (mut sink, mut stream) = ws.split();
+    let (input, mut input_rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let (output_tx, output) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        let upstream = async move {
+            while let Some(b) = input_rx.recv().await {
+                let mut frame = Vec::with_capacity(b.len() + 1);
+                frame.push(0u8);
+                frame.extend_from_slice(&b);
+                if sink.send(Message::Binary(frame.into())).await.is_err() {
+                    return;
+                }
+            }
+            // The client is done: closing the WebSocket ends the pod connection.
+            let _ = sink.close().await;
+        };
+        let downstream = async move {
+            // Both channels start with the port number's two bytes.
+            let mut header = [2usize; 2];
+            let mut error = Vec::new();
+            while let Some(Ok(msg)) = stream.next().await {
+                let data = match msg {
+                    Message::Binary(b) => b,
+                    Message::Close(_) => break,
+                    _ => continue,
+                };
+                let Some((&ch, mut rest)) = data.split_first() else { continue };
+                if let Some(skip) = header.get_mut(usize::from(ch)) {
+                    let n = (*skip).min(rest.len());
+                    rest = &rest[n..];
+                    *skip -= n;
+                }
+                match ch {
+                    0 if !rest.is_empty() && output_tx.send(Ok(bytes::Bytes::copy_from_slice(rest))).await.is_err() => {
+                        return;
+                    }
+                    1 => error.extend_from_slice(rest),
+                    _ => {}
+                }
+            }
+            if !error.is_empty() {
+                let _ = output_tx.send(Err(String::from_utf8_lossy(&error).into_owned())).await;
+            }
+        };
+        // The pod's side ending ends the connection; the client's side ending
+        // closes the WebSocket, and the agent then ends the pod's side.
+        tokio::join!(upstream, downstream);
+    });
+    Ok(super::spdy::Forward { input, output })
+}
+
+/// Sends the client's WebSocket handshake to the agent at `addr` as `GET path`; on
+/// the agent's 101 answers 101 and splices the two connections' bytes.
+async fn splice(api: &Api, addr: &str, path: &str, what: &str, mut req: Request) -> Result<Response, ApiError> {
+    let mut stream = dial_agent(api, addr).await?;
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
     for name in ["upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol"] {
         for v in req.headers().get_all(name) {
             head.push_str(&format!("{name}: {}\r\n", v.to_str().unwrap_or("")));
@@ -178,10 +438,10 @@ pub async fn exec(api: &Api, ns: &str, pod: &str, mut req: Request) -> Result<Re
         let mut chunk = [0u8; 1024];
         let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
             .await
-            .map_err(|_| ApiError::Unavailable("the node agent did not answer the exec request".into()))?
+            .map_err(|_| ApiError::Unavailable(format!("the node agent did not answer the {what} request")))?
             .map_err(|e| ApiError::Unavailable(e.to_string()))?;
         if n == 0 {
-            return Err(ApiError::Unavailable("the node agent closed the exec connection".into()));
+            return Err(ApiError::Unavailable(format!("the node agent closed the {what} connection")));
         }
         buf.extend_from_slice(&chunk[..n]);
         if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {

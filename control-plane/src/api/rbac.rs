@@ -671,7 +671,9 @@ fn edit_rules() -> Vec<Value> {
                 "services/proxy",
             ],
         ),
-        rule(READ, &[""], &["secrets"]),
+        // Read on the escalating resources: exec and port-forward arrive as WebSocket
+        // GETs, authorized as `get`.
+        rule(READ, &[""], &["pods/attach", "pods/proxy", "pods/exec", "pods/portforward", "secrets", "services/proxy"]),
         rule(
             WRITE,
             &["apps"],
@@ -1039,6 +1041,12 @@ mod tests {
         assert!(ask(&ops, Method::PATCH, "/apis/apps/v1/namespaces/any/deployments/web/scale"));
         assert!(!ask(&ops, Method::POST, "/apis/rbac.authorization.k8s.io/v1/namespaces/any/roles"));
         assert!(!ask(&ops, Method::GET, "/api/v1/nodes"), "nodes are not namespaced: edit does not reach them");
+        // exec and port-forward come as WebSocket GETs (verb get) or POSTs (create).
+        for sub in ["exec", "portforward"] {
+            let path = format!("/api/v1/namespaces/any/pods/web/{sub}");
+            assert!(ask(&ops, Method::GET, &path) && ask(&ops, Method::POST, &path), "{sub}");
+            assert!(!ask(&jane, Method::GET, &path.replace("any", "dev")), "view cannot {sub}");
+        }
     }
 
     #[test]

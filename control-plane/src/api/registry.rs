@@ -31,6 +31,8 @@ pub enum Subresource {
     Eviction,
     Log,
     Exec,
+    /// `pods/portforward`: a WebSocket spliced through to the node agent.
+    PortForward,
     Finalize,
     /// `serviceaccounts/token`: TokenRequest.
     Token,
@@ -45,6 +47,7 @@ impl Subresource {
             Subresource::Eviction => "eviction",
             Subresource::Log => "log",
             Subresource::Exec => "exec",
+            Subresource::PortForward => "portforward",
             Subresource::Finalize => "finalize",
             Subresource::Token => "token",
         }
@@ -58,6 +61,7 @@ impl Subresource {
             "eviction" => Subresource::Eviction,
             "log" => Subresource::Log,
             "exec" => Subresource::Exec,
+            "portforward" => Subresource::PortForward,
             "finalize" => Subresource::Finalize,
             "token" => Subresource::Token,
             _ => return None,
@@ -73,6 +77,7 @@ impl Subresource {
             Subresource::Eviction => ("Eviction", "policy", "v1", &["create"]),
             Subresource::Log => ("Pod", "", "v1", &["get"]),
             Subresource::Exec => ("PodExecOptions", "", "v1", &["create", "get"]),
+            Subresource::PortForward => ("PodPortForwardOptions", "", "v1", &["create", "get"]),
             Subresource::Finalize => ("Namespace", "", "v1", &["update"]),
             Subresource::Token => ("TokenRequest", "authentication.k8s.io", "v1", &["create"]),
         }
@@ -161,7 +166,7 @@ pub static RESOURCES: &[Resource] = &[
         ns = true,
         short = ["po"],
         all = true,
-        sub = [Status, Binding, Eviction, Log, Exec],
+        sub = [Status, Binding, Eviction, Log, Exec, PortForward],
         spec = true
     ),
     res!(

@@ -1,0 +1,227 @@
+//! Port forwarding into pods over a WebSocket, as the kubelet serves it
+//! (`v4.channel.k8s.io`, or `v4.base64.channel.k8s.io` in text frames).
+//!
+//! A request names its ports (`?ports=8080&ports=9090` or `?ports=8080,9090`). Port
+//! `i` gets two channels: `2i` carries the connection's bytes both ways, `2i+1`
+//! carries an error message from the agent. Both channels first carry the port
+//! number (two bytes, little endian) so a client can tell them apart. One WebSocket
+//! is one TCP connection per port: clients open a new one for each connection they
+//! forward. The agent connects to the pod's IP (the node's loopback for
+//! host-network pods), which is how a pod's containers are reached on every runtime.
+
+use axum::extract::ws::{Message, WebSocket};
+use base64::Engine;
+use futures::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// The subprotocols served, binary first (the one clients prefer).
+pub const PROTOCOLS: [&str; 2] = ["v4.channel.k8s.io", "v4.base64.channel.k8s.io"];
+
+/// The ports a request asks for: every `ports` value, each a comma-separated list
+/// of numbers from 1 to 65535. An error names the bad value.
+pub fn parse_ports(raw_query: &str) -> Result<Vec<u16>, String> {
+    let mut ports = Vec::new();
+    for pair in raw_query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k != "ports" {
+            continue;
+        }
+        let v = crate::server::percent_decode(v);
+        if v.is_empty() {
+            return Err("query parameter \"ports\" cannot be empty".into());
+        }
+        for p in v.split(',') {
+            match p.trim().parse::<u16>() {
+                Ok(0) => return Err(format!("port {p:?} must be > 0")),
+                Ok(n) => ports.push(n),
+                Err(_) => return Err(format!("unable to parse {p:?} as a port")),
+            }
+        }
+    }
+    if ports.is_empty() {
+        return Err("query parameter \"ports\" is required".into());
+    }
+    Ok(ports)
+}
+
+/// One frame of `data` on channel `ch`, in the negotiated encoding.
+fn frame(base64: bool, ch: u8, data: &[u8]) -> Message {
+    if base64 {
+        let mut text = String::with_capacity(1 + data.len() * 4 / 3 + 4);
+        text.push(char::from(b'0' + ch));
+        base64::engine::general_purpose::STANDARD.encode_string(data, &mut text);
+        Message::Text(text.into())
+    } else {
+        let mut bytes = Vec::with_capacity(data.len() + 1);
+        bytes.push(ch);
+        bytes.extend_from_slice(data);
+        Message::Binary(bytes.into())
+    }
+}
+
+/// The channel and payload of a frame from the client; None for control frames and
+/// frames that do not decode (which the kubelet drops too).
+fn unframe(msg: Message) -> Option<(u8, Vec<u8>)> {
+    match msg {
+        Message::Binary(b) => b.split_first().map(|(&ch, rest)| (ch, rest.to_vec())),
+        Message::Text(t) => {
+            let t = t.as_str();
+            let ch = t.as_bytes().first()?.checked_sub(b'0')?;
+            let data = base64::engine::general_purpose::STANDARD.decode(&t[1..]).ok()?;
+            Some((ch, data))
+        }
+        _ => None,
+    }
+}
+
+/// Forwards `ports` of the pod at `ip` over `socket` until every port's connection
+/// ended (the pod closed it, or it failed) or the client went away.
+pub async fn bridge(socket: WebSocket, base64: bool, ip: String, ports: Vec<u16>) {
+    let (mut sink, mut stream) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Message>(64);
+    // Every frame goes through one writer, so the ports' tasks never interleave
+    // inside a frame; it ends when all senders are gone.
+    let writer = tokio::spawn(async move {
+        while let Some(msg) = out_rx.recv().await {
+            if sink.send(msg).await.is_err() {
+                return;
+            }
+        }
+        let close = axum::extract::ws::CloseFrame { code: 1000, reason: "".into() };
+        let _ = sink.send(Message::Close(Some(close))).await;
+    });
+
+    let mut inputs = Vec::with_capacity(ports.len());
+    let mut tasks = Vec::with_capacity(ports.len());
+    for (i, &port) in ports.iter().enumerate() {
+        let (data_ch, err_ch) = ((2 * i) as u8, (2 * i + 1) as u8);
+        let header = port.to_le_bytes();
+        for ch in [data_ch, err_ch] {
+            if out_tx.send(frame(base64, ch, &header)).await.is_err() {
+                return;
+            }
+        }
+        // What the client sends waits here while the connection is being made.
+        let (in_tx, in_rx) = mpsc::channel::<Vec<u8>>(16);
+        inputs.push(in_tx);
+        tasks.push(tokio::spawn(forward(out_tx.clone(), base64, data_ch, err_ch, format!("{ip}:{port}"), in_rx)));
+    }
+    drop(out_tx);
+
+    let reader = async {
+        while let Some(Ok(msg)) = stream.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+            let Some((ch, data)) = unframe(msg) else { continue };
+            // Only data channels take input; a frame for an error channel or for
+            // a port not asked for is dropped, as the kubelet drops it.
+            if ch % 2 == 0
+                && let Some(tx) = inputs.get(usize::from(ch / 2))
+                && !data.is_empty()
+            {
+                let _ = tx.send(data).await;
+            }
+        }
+    };
+    let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+    tokio::select! {
+        // The client left: its connections into the pod end with it.
+        _ = reader => aborts.iter().for_each(|a| a.abort()),
+        _ = futures::future::join_all(tasks) => {}
+    }
+    let _ = writer.await;
+}
+
+/// One port: connects to `addr`, then copies both ways; a failure is reported on
+/// the error channel.
+async fn forward(
+    out: mpsc::Sender<Message>,
+    base64: bool,
+    data_ch: u8,
+    err_ch: u8,
+    addr: String,
+    mut input: mpsc::Receiver<Vec<u8>>,
+) {
+    let conn = match tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&addr)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            let _ = out.send(frame(base64, err_ch, format!("error forwarding to {addr}: {e}").as_bytes())).await;
+            return;
+        }
+        Err(_) => {
+            let msg = format!("error forwarding to {addr}: no connection within 10 s");
+            let _ = out.send(frame(base64, err_ch, msg.as_bytes())).await;
+            return;
+        }
+    };
+    let (mut from_pod, mut to_pod) = conn.into_split();
+    let upstream = async move {
+        while let Some(data) = input.recv().await {
+            if to_pod.write_all(&data).await.is_err() {
+                break;
+            }
+        }
+        let _ = to_pod.shutdown().await;
+        // Keep the half open for reading: the pod may still answer.
+        std::future::pending::<()>().await;
+    };
+    let downstream = async {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match from_pod.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    if out.send(frame(base64, data_ch, &buf[..n])).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let msg = format!("error reading from {addr}: {e}");
+                    let _ = out.send(frame(base64, err_ch, msg.as_bytes())).await;
+                    break;
+                }
+            }
+        }
+    };
+    // The pod closing its side ends the forward (as the kubelet's copy does).
+    tokio::select! {
+        _ = upstream => {}
+        _ = downstream => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_parse_as_the_kubelet_parses_them() {
+        assert_eq!(parse_ports("ports=8080"), Ok(vec![8080]));
+        assert_eq!(parse_ports("ports=80&ports=443"), Ok(vec![80, 443]));
+        assert_eq!(parse_ports("ports=80%2C443&x=1"), Ok(vec![80, 443]));
+        assert_eq!(parse_ports("x=1"), Err("query parameter \"ports\" is required".to_string()));
+        assert_eq!(parse_ports(""), Err("query parameter \"ports\" is required".to_string()));
+        assert_eq!(parse_ports("ports="), Err("query parameter \"ports\" cannot be empty".to_string()));
+        assert_eq!(parse_ports("ports=0"), Err("port \"0\" must be > 0".to_string()));
+        assert_eq!(parse_ports("ports=70000"), Err("unable to parse \"70000\" as a port".to_string()));
+        assert_eq!(parse_ports("ports=http"), Err("unable to parse \"http\" as a port".to_string()));
+    }
+
+    #[test]
+    fn frames_round_trip_in_both_encodings() {
+        for base64 in [false, true] {
+            let msg = frame(base64, 3, b"\x00hello\xff");
+            assert_eq!(unframe(msg), Some((3, b"\x00hello\xff".to_vec())), "base64={base64}");
+        }
+        assert_eq!(frame(true, 1, b"ab"), Message::Text("1YWI=".into()));
+        assert_eq!(frame(false, 0, &8080u16.to_le_bytes()), Message::Binary(vec![0, 0x90, 0x1f].into()));
+        // Nothing that fails to decode reaches a port.
+        assert_eq!(unframe(Message::Text("0***".into())), None);
+        assert_eq!(unframe(Message::Text("".into())), None);
+        assert_eq!(unframe(Message::Binary(Vec::new().into())), None);
+        assert_eq!(unframe(Message::Ping(Vec::new().into())), None);
+    }
+}
