@@ -701,6 +701,54 @@ mod tests {
         );
     }
 
+    /// A SYN_STREAM frame as kubectl sends it, around a header block Go compressed.
+    fn kubectl_syn_stream(id: u32, block: &[u8]) -> Vec<u8> {
+        let len = (10 + block.len()) as u32;
+        let mut out = vec![0x80, 0x03, 0, 1, 0];
+        out.extend_from_slice(&len.to_be_bytes()[1..]);
+        out.extend_from_slice(&id.to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(block);
+        out
+    }
+
+    #[test]
+    fn kubectls_frames_parse() {
+        let wire = [kubectl_syn_stream(1, &hex(ERROR_BLOCK)), kubectl_syn_stream(3, &hex(DATA_BLOCK))].concat();
+        let mut inf = Inflater::default();
+        let (first, n) = parse(&wire, &mut inf).unwrap().unwrap();
+        assert!(matches!(first, Frame::SynStream { id: 1, ref headers, .. } if headers[0].1 == "error"), "{first:?}");
+        let (second, m) = parse(&wire[n..], &mut inf).unwrap().unwrap();
+        assert!(matches!(second, Frame::SynStream { id: 3, ref headers, .. } if headers[0].1 == "data"), "{second:?}");
+        assert_eq!(n + m, wire.len());
+    }
+
+    proptest::proptest! {
+        /// Whatever a client sends, parsing answers with frames or an error, never a
+        /// panic: random bytes, and kubectl's own frames with bytes changed.
+        #[test]
+        fn no_input_makes_parsing_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            changes in proptest::collection::vec((0usize..200, 1u8..=255), 1..6),
+        ) {
+            let mut inf = Inflater::default();
+            let mut buf = bytes;
+            while let Ok(Some((_, n))) = parse(&buf, &mut inf) {
+                buf.drain(..n);
+            }
+            let mut wire = [kubectl_syn_stream(1, &hex(ERROR_BLOCK)), kubectl_syn_stream(3, &hex(DATA_BLOCK))].concat();
+            for (at, x) in changes {
+                let i = at % wire.len();
+                wire[i] ^= x;
+            }
+            let mut inf = Inflater::default();
+            let mut buf = wire;
+            while let Ok(Some((_, n))) = parse(&buf, &mut inf) {
+                buf.drain(..n);
+            }
+        }
+    }
+
     /// A session end to end: kubectl's two streams become one connection at the
     /// "node" (an echo here), bytes come back on the data stream, and both streams
     /// end with FIN; a failing connection reports on the error stream.
