@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
-const V4: &str = "v4.channel.k8s.io";
+use rk_proto::portforward::{self as protocol, OnePort, Received};
 
 /// One `[LOCAL:]REMOTE` argument; `local` None picks a free port, `remote` may be a
 /// port name.
@@ -217,7 +217,7 @@ fn say(line: &str) {
 /// Carries one local connection to `remote` on the pod over its own WebSocket.
 async fn forward(client: &Client, path: &str, remote: u16, conn: TcpStream) -> Result<(), String> {
     let req = Request::get(path.to_string()).query("ports", remote.to_string());
-    let (ws, _) = client.websocket(req, &[V4]).await.map_err(|e| e.line())?;
+    let (ws, _) = client.websocket(req, &protocol::PROTOCOLS[..1]).await.map_err(|e| e.line())?;
     let (mut sink, mut stream) = ws.split();
     let (mut from_local, mut to_local) = conn.into_split();
     let upstream = async move {
@@ -226,10 +226,7 @@ async fn forward(client: &Client, path: &str, remote: u16, conn: TcpStream) -> R
             match from_local.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    let mut frame = Vec::with_capacity(n + 1);
-                    frame.push(0u8);
-                    frame.extend_from_slice(&buf[..n]);
-                    if sink.send(Message::Binary(frame.into())).await.is_err() {
+                    if sink.send(Message::Binary(protocol::data_message(0, &buf[..n]).into())).await.is_err() {
                         break;
                     }
                 }
@@ -239,8 +236,7 @@ async fn forward(client: &Client, path: &str, remote: u16, conn: TcpStream) -> R
         std::future::pending::<()>().await;
     };
     let downstream = async {
-        // Each channel starts with the two bytes of its port number.
-        let mut header = [2usize; 2];
+        let mut port = OnePort::default();
         let mut error = Vec::new();
         while let Some(msg) = stream.next().await {
             let data = match msg {
@@ -249,18 +245,12 @@ async fn forward(client: &Client, path: &str, remote: u16, conn: TcpStream) -> R
                 Ok(_) => continue,
                 Err(e) => return Err(format!("the connection to the pod broke: {e}")),
             };
-            let Some((&ch, mut rest)) = data.split_first() else { continue };
-            if let Some(skip) = header.get_mut(usize::from(ch)) {
-                let n = (*skip).min(rest.len());
-                rest = &rest[n..];
-                *skip -= n;
-            }
-            match ch {
-                0 if !rest.is_empty() => {
-                    to_local.write_all(rest).await.map_err(|e| format!("writing to the local connection: {e}"))?
+            match port.receive(&data) {
+                Received::Data(d) => {
+                    to_local.write_all(d).await.map_err(|e| format!("writing to the local connection: {e}"))?
                 }
-                1 => error.extend_from_slice(rest),
-                _ => {}
+                Received::Error(e) => error.extend_from_slice(e),
+                Received::Nothing => {}
             }
         }
         let _ = to_local.shutdown().await;

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 /// The subprotocols served, binary first (the one clients prefer).
-pub const PROTOCOLS: [&str; 2] = ["v4.channel.k8s.io", "v4.base64.channel.k8s.io"];
+pub use rk_proto::portforward::PROTOCOLS;
 
 /// The ports a request asks for: every `ports` value, each a comma-separated list
 /// of numbers from 1 to 65535. An error names the bad value.

@@ -9,10 +9,13 @@
 //! - [`join`]: join tokens (`rk1:<CA hash>:<id>.<secret>`) and the TLS verifier that
 //!   trusts a server only through the CA a token pins; `rk-agent --join` and
 //!   `rk-server --join-token` both use it.
+//! - [`portforward`]: the port-forward WebSocket protocol's channels, shared by the
+//!   node agent, the API server and rkctl.
 
 #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
 
 pub mod join;
+pub mod portforward;
 
 pub mod mvccpb {
     tonic::include_proto!("mvccpb");

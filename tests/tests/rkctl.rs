@@ -2,7 +2,8 @@
 //! `rollout status` following a rollout to the end, `logs` (of a Deployment, `-f`,
 //! `--tail`, `--timestamps`), `exec` (exit codes, stderr, stdin with `-i`),
 //! `port-forward` (to a pod and to a Service's target port, also with the real
-//! kubectl: 1.30's SPDY and 1.33's SPDY tunnelled in a WebSocket) and `top`. The tests that need no running pods are in `kubectl-rs/tests/cli.rs`.
+//! kubectl: 1.30's SPDY and 1.33's SPDY tunnelled in a WebSocket), kubectl's `cp`
+//! (over exec) and `top`. The tests that need no running pods are in `kubectl-rs/tests/cli.rs`.
 //!
 //! Needs the binaries: `cargo build -p rk-control-plane -p rk-node-agent -p rk-kubectl --bins`.
 
@@ -370,6 +371,15 @@ async fn port_forward_reaches_pods_and_service_target_ports() -> Result<()> {
             echoes(&mut child, local, &format!("kubectl 1.{minor} {word}")).await?;
         }
     }
+
+    // kubectl cp works over exec (tar in the container; the process runtime's
+    // containers see the node's files).
+    let k = rk_tests::kubectl::Kubectl::new(33, rk.kubeconfig.clone())?;
+    let dir = tempfile::tempdir()?;
+    let (src, dst) = (dir.path().join("in.txt"), dir.path().join("out.txt"));
+    std::fs::write(&src, "copied through exec\n")?;
+    k.ok(&["cp", &src.to_string_lossy(), &format!("echo:{}", dst.to_string_lossy())]).await?;
+    ensure!(std::fs::read_to_string(&dst)? == "copied through exec\n");
 
     // Bad arguments are one clear line each, before anything listens.
     let out = rk.run(&["port-forward", "pod/echo", "http"], "").await?;

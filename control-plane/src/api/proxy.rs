@@ -174,7 +174,7 @@ pub async fn exec(api: &Api, ns: &str, pod: &str, req: Request) -> Result<Respon
 }
 
 /// The WebSocket subprotocols of port forwarding (the kubelet's).
-const PORT_FORWARD_PROTOCOLS: [&str; 2] = ["v4.channel.k8s.io", "v4.base64.channel.k8s.io"];
+use rk_proto::portforward::PROTOCOLS as PORT_FORWARD_PROTOCOLS;
 /// kubectl 1.31+: SPDY carried in a WebSocket's binary messages.
 const SPDY_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
 /// The stream protocol of a plain SPDY upgrade (`X-Stream-Protocol-Version`).
@@ -283,7 +283,7 @@ pub async fn port_forward(api: &Api, ns: &str, pod: &str, mut req: Request) -> R
         let upgraded = match upgrade.await {
             Ok(u) => u,
             Err(e) => {
-                tracing::warn!(error = %e, "a port-forward upgrade failed");
+                tracing::debug!(error = %e, "a port-forward upgrade failed");
                 return;
             }
         };
@@ -361,6 +361,7 @@ pub async fn port_forward(api: &Api, ns: &str, pod: &str, mut req: Request) -> R
 /// WebSocket to `path` (which names one port), as the SPDY session wants it.
 async fn agent_forward(api: &Api, addr: &str, path: &str) -> Result<super::spdy::Forward, String> {
     use futures::{SinkExt, StreamExt};
+    use rk_proto::portforward;
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let stream = dial_agent(api, addr).await.map_err(|e| e.to_string())?;
@@ -375,10 +376,7 @@ async fn agent_forward(api: &Api, addr: &str, path: &str) -> Result<super::spdy:
     tokio::spawn(async move {
         let upstream = async move {
             while let Some(b) = input_rx.recv().await {
-                let mut frame = Vec::with_capacity(b.len() + 1);
-                frame.push(0u8);
-                frame.extend_from_slice(&b);
-                if sink.send(Message::Binary(frame.into())).await.is_err() {
+                if sink.send(Message::Binary(portforward::data_message(0, &b).into())).await.is_err() {
                     return;
                 }
             }
@@ -386,8 +384,7 @@ async fn agent_forward(api: &Api, addr: &str, path: &str) -> Result<super::spdy:
             let _ = sink.close().await;
         };
         let downstream = async move {
-            // Both channels start with the port number's two bytes.
-            let mut header = [2usize; 2];
+            let mut port = portforward::OnePort::default();
             let mut error = Vec::new();
             while let Some(Ok(msg)) = stream.next().await {
                 let data = match msg {
@@ -395,18 +392,14 @@ async fn agent_forward(api: &Api, addr: &str, path: &str) -> Result<super::spdy:
                     Message::Close(_) => break,
                     _ => continue,
                 };
-                let Some((&ch, mut rest)) = data.split_first() else { continue };
-                if let Some(skip) = header.get_mut(usize::from(ch)) {
-                    let n = (*skip).min(rest.len());
-                    rest = &rest[n..];
-                    *skip -= n;
-                }
-                match ch {
-                    0 if !rest.is_empty() && output_tx.send(Ok(bytes::Bytes::copy_from_slice(rest))).await.is_err() => {
-                        return;
+                match port.receive(&data) {
+                    portforward::Received::Data(d) => {
+                        if output_tx.send(Ok(bytes::Bytes::copy_from_slice(d))).await.is_err() {
+                            return;
+                        }
                     }
-                    1 => error.extend_from_slice(rest),
-                    _ => {}
+                    portforward::Received::Error(e) => error.extend_from_slice(e),
+                    portforward::Received::Nothing => {}
                 }
             }
             if !error.is_empty() {
