@@ -12,7 +12,7 @@ use rk_tests::kubectl::Kubectl;
 use rk_tests::{Cluster, ClusterOptions, wait_for};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 fn from_json<T: for<'de> k8s_openapi::serde::Deserialize<'de>>(v: Value) -> Result<T> {
     Ok(serde_json::from_value(v)?)
@@ -314,7 +314,8 @@ async fn http_get(addr: &str) -> Result<String> {
 }
 
 /// Docker runtime: a Deployment of busybox httpd serving a page from a ConfigMap
-/// answers on every pod IP; exec, logs, crash loop and a missing image.
+/// answers on every pod IP; exec, port-forward (kubectl 1.32), logs, crash loop and a
+/// missing image.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_deployment_serves_on_pod_ips() -> Result<()> {
     let image = tokio::task::spawn_blocking(rk_tests::images::ensure_busybox_image).await??;
@@ -370,6 +371,19 @@ async fn docker_deployment_serves_on_pod_ips() -> Result<()> {
     ensure!(out.contains("hello from rk"), "{out}");
     let failed = k.run(&["exec", &name, "--", "sh", "-c", "exit 7"], None).await?;
     ensure!(failed.code == 7, "exec exit code {:?}", failed.code);
+    // port-forward reaches the pod's IP on the docker network through the agent.
+    let mut forward = k.command(&["port-forward", &name, ":8080"]).spawn()?;
+    let mut lines = tokio::io::BufReader::new(forward.stdout.take().context("stdout")?).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await??.context("no output")?;
+    let local = first
+        .strip_prefix("Forwarding from 127.0.0.1:")
+        .and_then(|r| r.strip_suffix(" -> 8080"))
+        .with_context(|| format!("{first:?}"))?;
+    let body = http_get(&format!("127.0.0.1:{local}")).await?;
+    ensure!(body.contains("hello from rk"), "through port-forward: {body:?}");
+    drop(lines);
+    let _ = forward.start_kill();
+
     let logs = k.ok(&["logs", &name]).await?;
     ensure!(logs.contains("GET /") || logs.contains("response:200"), "httpd -v logged nothing: {logs:?}");
 
