@@ -2,8 +2,8 @@
 //! `rollout status` following a rollout to the end, `logs` (of a Deployment, `-f`,
 //! `--tail`, `--timestamps`), `exec` (exit codes, stderr, stdin with `-i`),
 //! `port-forward` (to a pod and to a Service's target port, also with the real
-//! kubectl: 1.30's SPDY and 1.33's SPDY tunnelled in a WebSocket), kubectl's `cp`
-//! (over exec) and `top`. The tests that need no running pods are in `kubectl-rs/tests/cli.rs`.
+//! kubectl: 1.30's SPDY and 1.33's SPDY tunnelled in a WebSocket), kubectl 1.27's exec
+//! over SPDY and its `cp` (over exec), and `top`. The tests that need no running pods are in `kubectl-rs/tests/cli.rs`.
 //!
 //! Needs the binaries: `cargo build -p rk-control-plane -p rk-node-agent -p rk-kubectl --bins`.
 
@@ -317,7 +317,7 @@ async fn echoes(child: &mut tokio::process::Child, port: u16, text: &str) -> Res
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn port_forward_reaches_pods_and_service_target_ports() -> Result<()> {
+async fn port_forward_exec_over_spdy_and_cp_reach_a_pod() -> Result<()> {
     let (_cluster, rk) = cluster().await?;
     // A free port for the pod: the process runtime shares the node's network.
     let pod_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -372,9 +372,15 @@ async fn port_forward_reaches_pods_and_service_target_ports() -> Result<()> {
         }
     }
 
+    // kubectl 1.27 execs over SPDY: stdout, stderr, the exit code, stdin to its end.
+    let k = rk_tests::kubectl::Kubectl::new(27, rk.kubeconfig.clone())?;
+    let out = k.run(&["exec", "echo", "--", "sh", "-c", "echo out; echo err >&2; exit 3"], None).await?;
+    ensure!(out.code == 3 && out.stdout == "out\n", "{out:?}");
+    ensure!(out.stderr == "err\ncommand terminated with exit code 3\n", "{out:?}");
+    let out = k.run(&["exec", "-i", "echo", "--", "cat"], Some("line one\nline two\n")).await?;
+    ensure!(out.code == 0 && out.stdout == "line one\nline two\n", "{out:?}");
     // kubectl cp works over exec (tar in the container; the process runtime's
     // containers see the node's files).
-    let k = rk_tests::kubectl::Kubectl::new(33, rk.kubeconfig.clone())?;
     let dir = tempfile::tempdir()?;
     let (src, dst) = (dir.path().join("in.txt"), dir.path().join("out.txt"));
     std::fs::write(&src, "copied through exec\n")?;

@@ -158,19 +158,55 @@ fn is_websocket(req: &Request) -> bool {
         .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
 }
 
-/// `pods/exec` (and `attach`-style) WebSocket upgrades: the agent does the
-/// protocol; the API server forwards the handshake and then splices the bytes.
+/// `pods/exec`: WebSocket upgrades (kubectl 1.30+, client libraries) are spliced
+/// through to the agent, which speaks the protocol; kubectl's SPDY (up to 1.29) ends
+/// here ([`super::spdy::exec`]), carried to the agent over a WebSocket.
 pub async fn exec(api: &Api, ns: &str, pod: &str, req: Request) -> Result<Response, ApiError> {
-    if !is_websocket(&req) {
+    let spdy = is_spdy(&req);
+    if !is_websocket(&req) && !spdy {
         return Err(ApiError::BadRequest(
-            "exec needs a WebSocket upgrade (v5.channel.k8s.io); kubectl 1.30+ uses it by default, 1.29 with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=true; SPDY is not supported"
-                .into(),
+            "exec needs an upgrade: a WebSocket (v5.channel.k8s.io, as kubectl 1.30+ sends) or SPDY/3.1".into(),
         ));
+    }
+    // The remote command protocol rk speaks over SPDY (the kubelet's newest).
+    const REMOTE_COMMAND: &str = "v4.channel.k8s.io";
+    if spdy && !stream_protocols(&req).contains(&REMOTE_COMMAND) {
+        return Err(ApiError::BadRequest(format!(
+            "exec over SPDY speaks the stream protocol {REMOTE_COMMAND}; the client offered {:?}",
+            stream_protocols(&req)
+        )));
     }
     let raw_query = req.uri().query().unwrap_or("").to_string();
     let q = query::parse(Some(&raw_query));
     let (addr, container) = locate(api, ns, pod, q.get("container").map(String::as_str)).await?;
-    splice(api, &addr, &format!("/exec/{ns}/{pod}/{container}?{raw_query}"), "exec", req).await
+    let path = format!("/exec/{ns}/{pod}/{container}?{raw_query}");
+    if !spdy {
+        return splice(api, &addr, &path, "exec", req).await;
+    }
+    let flag = |k: &str| q.get(k).is_some_and(|v| v == "true" || v == "1");
+    let streams = super::spdy::ExecStreams {
+        stdin: flag("stdin"),
+        stdout: flag("stdout"),
+        stderr: flag("stderr"),
+        tty: flag("tty"),
+    };
+    let api = api.clone();
+    let connect: super::spdy::ExecConnect = Box::pin(async move { agent_exec(&api, &addr, &path).await });
+    spdy_upgrade(req, false, REMOTE_COMMAND, super::spdy::exec(streams, connect))
+}
+
+fn is_spdy(req: &Request) -> bool {
+    req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|u| u.eq_ignore_ascii_case("SPDY/3.1"))
+}
+
+/// The stream protocols a SPDY client offers (`X-Stream-Protocol-Version`).
+fn stream_protocols(req: &Request) -> Vec<&str> {
+    req.headers()
+        .get_all("x-stream-protocol-version")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(str::trim))
+        .collect()
 }
 
 /// The WebSocket subprotocols of port forwarding (the kubelet's).
@@ -192,15 +228,8 @@ enum Transport {
 }
 
 fn transport(req: &Request) -> Result<Transport, ApiError> {
-    let upgrade = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if upgrade.eq_ignore_ascii_case("SPDY/3.1") {
-        let versions: Vec<&str> = req
-            .headers()
-            .get_all("x-stream-protocol-version")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(',').map(str::trim))
-            .collect();
+    if is_spdy(req) {
+        let versions = stream_protocols(req);
         if !versions.contains(&PORT_FORWARD_STREAM_PROTOCOL) {
             return Err(ApiError::BadRequest(format!(
                 "port-forward speaks the stream protocol {PORT_FORWARD_STREAM_PROTOCOL}; the client offered {versions:?}"
@@ -240,7 +269,7 @@ fn transport(req: &Request) -> Result<Transport, ApiError> {
 /// `pods/portforward`: `v4.channel.k8s.io` WebSockets are spliced through to the
 /// agent like exec; kubectl's SPDY sessions end here ([`super::spdy`]), each of
 /// their connections carried to the agent over a WebSocket of its own.
-pub async fn port_forward(api: &Api, ns: &str, pod: &str, mut req: Request) -> Result<Response, ApiError> {
+pub async fn port_forward(api: &Api, ns: &str, pod: &str, req: Request) -> Result<Response, ApiError> {
     let transport = transport(&req)?;
     let raw_query = req.uri().query().unwrap_or("").to_string();
     let pods = registry::lookup("pods").ok_or_else(|| ApiError::Internal("no pods".into()))?;
@@ -260,36 +289,51 @@ pub async fn port_forward(api: &Api, ns: &str, pod: &str, mut req: Request) -> R
             Box::pin(async move { agent_forward(&api, &addr, &path).await })
         })
     };
+    spdy_upgrade(
+        req,
+        transport == Transport::SpdyTunnel,
+        PORT_FORWARD_STREAM_PROTOCOL,
+        super::spdy::port_forward(connect),
+    )
+}
+
+/// Answers a SPDY upgrade with 101 (plain, or a WebSocket carrying SPDY in its binary
+/// messages when `tunnel`), and runs the session with `app` on the connection.
+fn spdy_upgrade(
+    mut req: Request,
+    tunnel: bool,
+    stream_protocol: &'static str,
+    app: super::spdy::App,
+) -> Result<Response, ApiError> {
     let upgrade = hyper::upgrade::on(&mut req);
     let (from_client_tx, from_client) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
     let (to_client, mut to_client_rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
-    let resp = match transport {
-        Transport::Spdy => Response::builder()
+    let resp = if tunnel {
+        let key = req.headers().get(header::SEC_WEBSOCKET_KEY).map(|k| k.as_bytes()).unwrap_or_default();
+        Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::SEC_WEBSOCKET_ACCEPT, tokio_tungstenite::tungstenite::handshake::derive_accept_key(key))
+            .header(header::SEC_WEBSOCKET_PROTOCOL, format!("SPDY/3.1+{stream_protocol}"))
+    } else {
+        Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
             .header(header::CONNECTION, "Upgrade")
             .header(header::UPGRADE, "SPDY/3.1")
-            .header("x-stream-protocol-version", PORT_FORWARD_STREAM_PROTOCOL),
-        _ => {
-            let key = req.headers().get(header::SEC_WEBSOCKET_KEY).map(|k| k.as_bytes()).unwrap_or_default();
-            Response::builder()
-                .status(StatusCode::SWITCHING_PROTOCOLS)
-                .header(header::CONNECTION, "Upgrade")
-                .header(header::UPGRADE, "websocket")
-                .header(header::SEC_WEBSOCKET_ACCEPT, tokio_tungstenite::tungstenite::handshake::derive_accept_key(key))
-                .header(header::SEC_WEBSOCKET_PROTOCOL, SPDY_TUNNEL)
-        }
+            .header("x-stream-protocol-version", stream_protocol)
     };
     tokio::spawn(async move {
         let upgraded = match upgrade.await {
             Ok(u) => u,
             Err(e) => {
-                tracing::debug!(error = %e, "a port-forward upgrade failed");
+                tracing::debug!(error = %e, "a SPDY upgrade failed");
                 return;
             }
         };
         let io = hyper_util::rt::TokioIo::new(upgraded);
-        let session = super::spdy::serve(from_client, to_client, connect);
-        let result = if transport == Transport::Spdy {
+        let session = super::spdy::serve(from_client, to_client, app);
+        let result = if !tunnel {
             let (mut rd, mut wr) = tokio::io::split(io);
             let reader = async move {
                 let mut buf = vec![0u8; 64 * 1024];
@@ -343,18 +387,75 @@ pub async fn port_forward(api: &Api, ns: &str, pod: &str, mut req: Request) -> R
                 }
                 let _ = sink.close().await;
             };
-            // The reader stops with the session: a client that never closes must
-            // not keep the connection.
             let reader = tokio::spawn(reader);
             let (result, _) = tokio::join!(session, writer);
             reader.abort();
             result
         };
         if let Err(e) = result {
-            tracing::warn!(error = %e, "a port-forward session ended with a protocol error");
+            tracing::warn!(error = %e, "a SPDY session ended with a protocol error");
         }
     });
     resp.body(Body::empty()).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// An exec session at the node agent: a `v5.channel.k8s.io` WebSocket to `path`,
+/// as the SPDY session wants it ((channel, bytes) both ways).
+async fn agent_exec(api: &Api, addr: &str, path: &str) -> Result<super::spdy::ExecSession, String> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let ws = agent_websocket(api, addr, path, "v5.channel.k8s.io").await?;
+    let (mut sink, mut stream) = ws.split();
+    let (input, mut input_rx) = tokio::sync::mpsc::channel::<(u8, bytes::Bytes)>(16);
+    let (output_tx, output) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        let upstream = async move {
+            while let Some((ch, b)) = input_rx.recv().await {
+                let mut frame = Vec::with_capacity(b.len() + 1);
+                frame.push(ch);
+                frame.extend_from_slice(&b);
+                if sink.send(Message::Binary(frame.into())).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let downstream = async move {
+            while let Some(Ok(msg)) = stream.next().await {
+                let data = match msg {
+                    Message::Binary(b) => b,
+                    Message::Close(_) => break,
+                    _ => continue,
+                };
+                if let Some((&ch, rest)) = data.split_first()
+                    && output_tx.send((ch, bytes::Bytes::copy_from_slice(rest))).await.is_err()
+                {
+                    return;
+                }
+            }
+        };
+        // The command's end (the agent closes) ends the session.
+        tokio::select! {
+            _ = downstream => {}
+            _ = async { upstream.await; std::future::pending::<()>().await } => {}
+        }
+    });
+    Ok(super::spdy::ExecSession { input, output })
+}
+
+/// A WebSocket to the node agent at `addr` for `path`, offering `protocol`.
+async fn agent_websocket(
+    api: &Api,
+    addr: &str,
+    path: &str,
+    protocol: &'static str,
+) -> Result<tokio_tungstenite::WebSocketStream<crate::tls::DialedStream>, String> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let stream = dial_agent(api, addr).await.map_err(|e| e.to_string())?;
+    let mut request = format!("ws://{addr}{path}").into_client_request().map_err(|e| e.to_string())?;
+    request.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
+    let (ws, _) =
+        tokio_tungstenite::client_async(request, stream).await.map_err(|e| format!("the node agent at {addr}: {e}"))?;
+    Ok(ws)
 }
 
 /// One connection to a pod's port through its node agent: a `v4.channel.k8s.io`
@@ -363,13 +464,7 @@ async fn agent_forward(api: &Api, addr: &str, path: &str) -> Result<super::spdy:
     use futures::{SinkExt, StreamExt};
     use rk_proto::portforward;
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let stream = dial_agent(api, addr).await.map_err(|e| e.to_string())?;
-    let mut request = format!("ws://{addr}{path}").into_client_request().map_err(|e| e.to_string())?;
-    request.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(PORT_FORWARD_PROTOCOLS[0]));
-    let (ws, _) = tokio_tungstenite::client_async(request, stream)
-        .await
-        .map_err(|e| format!("the node agent at {addr} refused the port-forward: {e}"))?;
+    let ws = agent_websocket(api, addr, path, PORT_FORWARD_PROTOCOLS[0]).await?;
     let (mut sink, mut stream) = ws.split();
     let (input, mut input_rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
     let (output_tx, output) = tokio::sync::mpsc::channel(16);

@@ -1,19 +1,20 @@
-//! kubectl's port-forward transport: SPDY/3.1 (RFC-like draft 3.1 of the SPDY
-//! protocol), either over a plain HTTP upgrade (`Upgrade: SPDY/3.1`, kubectl up to
-//! 1.30) or tunnelled in a WebSocket (`SPDY/3.1+portforward.k8s.io`, kubectl 1.31+).
+//! kubectl's SPDY/3.1 transport (draft 3.1 of the SPDY protocol): port-forward over a
+//! plain HTTP upgrade (`Upgrade: SPDY/3.1`, kubectl up to 1.30) or tunnelled in a
+//! WebSocket (`SPDY/3.1+portforward.k8s.io`, kubectl 1.31+), and exec (remote command
+//! protocol `v4.channel.k8s.io`, kubectl up to 1.29; newer ones use WebSockets).
 //!
-//! The API server ends the SPDY session itself and carries each forwarded
-//! connection to the node agent over the agent's WebSocket protocol
-//! (`v4.channel.k8s.io`, one WebSocket per connection), so agents speak one
-//! protocol only. kubectl opens two streams per connection, told apart by their
-//! headers: `streamtype: error` and `streamtype: data`, both with `port` and
-//! `requestid`. The data stream carries the bytes both ways; the error stream
-//! carries an error message from the server, and its end (FIN) tells kubectl the
-//! connection is over.
+//! The API server ends the SPDY session itself and carries what the streams hold to
+//! the node agent over the agent's WebSocket protocols, so agents speak one kind of
+//! protocol. For port-forward, kubectl opens two streams per connection, told apart
+//! by their headers: `streamtype: error` and `streamtype: data`, both with `port` and
+//! `requestid`; the data stream carries the bytes both ways, the error stream an
+//! error message, and its end (FIN) tells kubectl the connection is over. For exec,
+//! one stream per standard stream (`error`, `stdin`, `stdout`, `stderr`, `resize`).
 //!
 //! Parts: the header-block compression ([`Inflater`], [`Deflater`]: zlib with
 //! SPDY's preset dictionary one way, stored blocks the other), the frame codec
-//! ([`Frame`], [`parse`], [`Frame::encode`]) and the session ([`serve`]).
+//! ([`Frame`], [`parse`], [`Frame::encode`]), the session ([`serve`]: replies, routing,
+//! pings) and its two applications ([`port_forward`], [`exec`]).
 //! Flow control (WINDOW_UPDATE) is not enforced by kubectl's SPDY library, and is
 //! not here: the agent connection's own back-pressure bounds what is in flight.
 
@@ -442,36 +443,57 @@ impl Frame {
 
 // === the session ===
 
-/// One forwarded connection's end at the node: bytes for the pod go in `input`;
-/// `output` yields what the pod sent, and an error message last if it failed.
-pub struct Forward {
-    pub input: mpsc::Sender<Bytes>,
-    pub output: mpsc::Receiver<Result<Bytes, String>>,
+/// A stream the client opened: its headers, and what it sends on it (the receiver
+/// ends at the client's FIN or reset).
+pub struct ClientStream {
+    pub id: u32,
+    pub headers: Headers,
+    pub input: mpsc::Receiver<Bytes>,
 }
 
-/// Opens a connection to a port of the pod.
-pub type Connect = std::sync::Arc<dyn Fn(u16) -> BoxFuture<'static, Result<Forward, String>> + Send + Sync>;
-
-/// A connection kubectl asked for, while its two streams arrive.
-#[derive(Default)]
-struct Pair {
-    port: Option<u16>,
-    error: Option<u32>,
-    data: Option<u32>,
-    /// Bytes for the pod; dropped when kubectl ends the data stream.
-    input: Option<mpsc::Sender<Bytes>>,
+impl ClientStream {
+    /// A header's value (names are lowercase in SPDY).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
 }
 
-/// Runs a SPDY port-forward session: chunks of the client's byte stream arrive on
-/// `from_client`, encoded frames leave on `to_client`. Ends when the client goes
-/// away or breaks the protocol (then with the error).
+/// Writes to the client's streams (frames are encoded in order by one writer).
+#[derive(Clone)]
+pub struct Sender(mpsc::Sender<Frame>);
+
+impl Sender {
+    /// Sends `data` on stream `id`; false once the session is gone.
+    pub async fn data(&self, id: u32, data: Bytes) -> bool {
+        self.0.send(Frame::Data { id, fin: false, data }).await.is_ok()
+    }
+
+    /// Ends this side of stream `id`.
+    pub async fn finish(&self, id: u32) {
+        let _ = self.0.send(Frame::Data { id, fin: true, data: Bytes::new() }).await;
+    }
+
+    /// Refuses stream `id`.
+    pub async fn reset(&self, id: u32) {
+        let _ = self.0.send(Frame::RstStream { id, status: PROTOCOL_ERROR }).await;
+    }
+}
+
+/// What a session does with the streams the client opens: it receives each
+/// ([`ClientStream`]) and answers through the [`Sender`]. It runs as a task of its
+/// own, stopped when the session ends.
+pub type App = Box<dyn FnOnce(mpsc::Receiver<ClientStream>, Sender) -> BoxFuture<'static, ()> + Send>;
+
+/// Runs a SPDY session: chunks of the client's byte stream arrive on `from_client`,
+/// encoded frames leave on `to_client`. Every stream the client opens is accepted
+/// (SYN_REPLY) and handed to `app`; data is routed to its stream; pings are answered.
+/// Ends when the client goes away or says GOAWAY, or with the error when it breaks
+/// the protocol.
 pub async fn serve(
     mut from_client: mpsc::Receiver<Bytes>,
     to_client: mpsc::Sender<Bytes>,
-    connect: Connect,
+    app: App,
 ) -> Result<(), SpdyError> {
-    // Frames from the connection tasks, encoded in order by the single writer below
-    // (the header compression is one stream).
     let (frames_tx, mut frames_rx) = mpsc::channel::<Frame>(64);
     let writer = tokio::spawn(async move {
         let mut deflater = Deflater::default();
@@ -481,11 +503,12 @@ pub async fn serve(
             }
         }
     });
+    let (opened_tx, opened_rx) = mpsc::channel::<ClientStream>(16);
+    let app = tokio::spawn(app(opened_rx, Sender(frames_tx.clone())));
     let mut inflater = Inflater::default();
     let mut buf: Vec<u8> = Vec::new();
-    let mut pairs: HashMap<String, Pair> = HashMap::new();
-    let mut stream_pair: HashMap<u32, String> = HashMap::new();
-    let mut tasks = tokio::task::JoinSet::new();
+    // Where each open stream's data goes; removed at the client's FIN or reset.
+    let mut inputs: HashMap<u32, mpsc::Sender<Bytes>> = HashMap::new();
     let result = 'session: loop {
         let Some(chunk) = from_client.recv().await else { break Ok(()) };
         buf.extend_from_slice(&chunk);
@@ -497,59 +520,29 @@ pub async fn serve(
             };
             buf.drain(..used);
             match frame {
-                Frame::SynStream { id, headers, .. } => {
-                    let get = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-                    let (kind, port, request) = (get("streamtype"), get("port"), get("requestid"));
-                    let port = port.and_then(|p| p.parse::<u16>().ok()).filter(|&p| p > 0);
-                    let (Some(kind @ ("data" | "error")), Some(port)) = (kind, port) else {
-                        let _ = frames_tx.send(Frame::RstStream { id, status: PROTOCOL_ERROR }).await;
-                        continue;
-                    };
+                Frame::SynStream { id, fin, headers } => {
                     let _ = frames_tx.send(Frame::SynReply { id, fin: false }).await;
-                    // kubectl before 1.11 sent no request id: one connection per session then.
-                    let key = request.unwrap_or("").to_string();
-                    stream_pair.insert(id, key.clone());
-                    let pair = pairs.entry(key).or_default();
-                    pair.port = Some(port);
-                    if kind == "data" {
-                        pair.data = Some(id);
-                    } else {
-                        pair.error = Some(id);
+                    let (tx, input) = mpsc::channel(16);
+                    if !fin {
+                        inputs.insert(id, tx);
                     }
-                    if let (Some(data), Some(error), None) = (pair.data, pair.error, &pair.input) {
-                        let (tx, rx) = mpsc::channel::<Bytes>(16);
-                        pair.input = Some(tx);
-                        tasks.spawn(carry(connect.clone(), port, data, error, rx, frames_tx.clone()));
+                    if opened_tx.send(ClientStream { id, headers, input }).await.is_err() {
+                        break 'session Ok(());
                     }
                 }
                 Frame::Data { id, fin, data } => {
-                    let Some(pair) = stream_pair.get(&id).and_then(|k| pairs.get_mut(k)) else { continue };
-                    if pair.data != Some(id) {
-                        continue; // kubectl writes nothing on the error stream, but ends it
-                    }
                     if !data.is_empty()
-                        && let Some(tx) = &pair.input
+                        && let Some(tx) = inputs.get(&id)
                         && tx.send(data).await.is_err()
                     {
-                        pair.input = None;
+                        inputs.remove(&id);
                     }
-                    // kubectl is done sending: the connection ends, as the kubelet's
-                    // (containerd's) forward ends when either direction does.
                     if fin {
-                        pair.input = None;
+                        inputs.remove(&id);
                     }
                 }
                 Frame::RstStream { id, .. } => {
-                    if let Some(key) = stream_pair.remove(&id)
-                        && let Some(pair) = pairs.get_mut(&key)
-                    {
-                        if pair.data == Some(id) {
-                            pair.input = None;
-                        }
-                        if stream_pair.values().all(|k| *k != key) {
-                            pairs.remove(&key);
-                        }
-                    }
+                    inputs.remove(&id);
                 }
                 Frame::Ping(id) => {
                     let _ = frames_tx.send(Frame::Ping(id)).await;
@@ -562,37 +555,73 @@ pub async fn serve(
             break Err(SpdyError::TooLarge(buf.len()));
         }
     };
-    tasks.abort_all();
+    app.abort();
     drop(frames_tx);
     let _ = writer.await;
     result
 }
 
+// === port forwarding ===
+
+/// One forwarded connection's end at the node: bytes for the pod go in `input`;
+/// `output` yields what the pod sent, and an error message last if it failed.
+pub struct Forward {
+    pub input: mpsc::Sender<Bytes>,
+    pub output: mpsc::Receiver<Result<Bytes, String>>,
+}
+
+/// Opens a connection to a port of the pod.
+pub type Connect = std::sync::Arc<dyn Fn(u16) -> BoxFuture<'static, Result<Forward, String>> + Send + Sync>;
+
+/// kubectl's port-forward: two streams per connection (`streamtype` `error` and
+/// `data`, the same `port` and `requestid`); each pair becomes a connection at the
+/// node.
+pub fn port_forward(connect: Connect) -> App {
+    Box::new(move |mut opened, out| {
+        Box::pin(async move {
+            // Streams waiting for their partner, by request id.
+            let mut waiting: HashMap<String, ClientStream> = HashMap::new();
+            let mut tasks = tokio::task::JoinSet::new();
+            while let Some(stream) = opened.recv().await {
+                let port = stream.header("port").and_then(|p| p.parse::<u16>().ok()).filter(|&p| p > 0);
+                let kind = stream.header("streamtype").map(str::to_string);
+                let (Some(port), Some("data" | "error")) = (port, kind.as_deref()) else {
+                    out.reset(stream.id).await;
+                    continue;
+                };
+                // kubectl before 1.11 sent no request id: one connection per session then.
+                let key = stream.header("requestid").unwrap_or("").to_string();
+                let Some(partner) = waiting.remove(&key) else {
+                    waiting.insert(key, stream);
+                    continue;
+                };
+                let (data, error) = if kind.as_deref() == Some("data") { (stream, partner) } else { (partner, stream) };
+                if data.header("streamtype") != Some("data") || error.header("streamtype") != Some("error") {
+                    out.reset(data.id.max(error.id)).await;
+                    continue;
+                }
+                tasks.spawn(carry(connect.clone(), port, data, error.id, out.clone()));
+            }
+        })
+    })
+}
+
 /// One connection: opens it at the node, then copies until either side ends; the
-/// error stream carries a failure's message, and both streams end with FIN.
-async fn carry(
-    connect: Connect,
-    port: u16,
-    data: u32,
-    error: u32,
-    mut input: mpsc::Receiver<Bytes>,
-    frames: mpsc::Sender<Frame>,
-) {
+/// error stream carries a failure's message, and both streams end with FIN. kubectl
+/// ending its data stream ends the connection, as the kubelet's forward ends when
+/// either direction does.
+async fn carry(connect: Connect, port: u16, mut data: ClientStream, error: u32, out: Sender) {
     let mut failure = None;
     match connect(port).await {
         Err(e) => failure = Some(e),
         Ok(Forward { input: to_pod, mut output }) => loop {
             tokio::select! {
-                from_client = input.recv() => match from_client {
+                from_client = data.input.recv() => match from_client {
                     Some(b) => if to_pod.send(b).await.is_err() { break },
                     None => break,
                 },
                 from_pod = output.recv() => match from_pod {
-                    Some(Ok(b)) => {
-                        if frames.send(Frame::Data { id: data, fin: false, data: b }).await.is_err() {
-                            return;
-                        }
-                    }
+                    Some(Ok(b)) => if !out.data(data.id, b).await { return },
                     Some(Err(e)) => { failure = Some(e); break }
                     None => break,
                 },
@@ -600,10 +629,116 @@ async fn carry(
         },
     }
     if let Some(message) = failure {
-        let _ = frames.send(Frame::Data { id: error, fin: false, data: Bytes::from(message) }).await;
+        out.data(error, Bytes::from(message)).await;
     }
-    let _ = frames.send(Frame::Data { id: data, fin: true, data: Bytes::new() }).await;
-    let _ = frames.send(Frame::Data { id: error, fin: true, data: Bytes::new() }).await;
+    out.finish(data.id).await;
+    out.finish(error).await;
+}
+
+// === exec ===
+
+/// The streams of an exec session, as the request's query asks for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecStreams {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub tty: bool,
+}
+
+impl ExecStreams {
+    /// How many streams the client opens: error, the asked-for ones, and resize with
+    /// a terminal (whose stderr goes to stdout, so no stderr stream then).
+    fn expected(&self) -> usize {
+        1 + usize::from(self.stdin)
+            + usize::from(self.stdout)
+            + usize::from(self.stderr && !self.tty)
+            + usize::from(self.tty)
+    }
+}
+
+/// An exec session at the node, in the WebSocket channel protocol: (channel, bytes)
+/// both ways: 0 stdin, 1 stdout, 2 stderr, 3 the final Status, 4 resize; `[255, 0]`
+/// closes stdin.
+pub struct ExecSession {
+    pub input: mpsc::Sender<(u8, Bytes)>,
+    pub output: mpsc::Receiver<(u8, Bytes)>,
+}
+
+/// Opens the exec session at the node.
+pub type ExecConnect = BoxFuture<'static, Result<ExecSession, String>>;
+
+/// kubectl's exec over SPDY (remote command protocol `v4.channel.k8s.io`, kubectl up to
+/// 1.29): one stream per standard stream (`streamtype` `error`, `stdin`, `stdout`,
+/// `stderr`, `resize`), carried to the node's WebSocket channels; the error stream gets
+/// the final Status.
+pub fn exec(streams: ExecStreams, connect: ExecConnect) -> App {
+    Box::new(move |mut opened, out| {
+        Box::pin(async move {
+            let mut by_kind: HashMap<String, ClientStream> = HashMap::new();
+            // The kubelet waits this long for the client's streams too.
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+            while by_kind.len() < streams.expected() {
+                let Ok(Some(stream)) = tokio::time::timeout_at(deadline, opened.recv()).await else { return };
+                match stream.header("streamtype") {
+                    Some(k @ ("error" | "stdin" | "stdout" | "stderr" | "resize")) if !by_kind.contains_key(k) => {
+                        by_kind.insert(k.to_string(), stream);
+                    }
+                    _ => out.reset(stream.id).await,
+                }
+            }
+            let id = |k: &str| by_kind.get(k).map(|s| s.id);
+            let (error, stdout, stderr) = (id("error"), id("stdout"), id("stderr"));
+            let finish = async |out: &Sender| {
+                for s in [stdout, stderr, error].into_iter().flatten() {
+                    out.finish(s).await;
+                }
+            };
+            let session = match connect.await {
+                Ok(s) => s,
+                Err(e) => {
+                    if let Some(error) = error {
+                        let status = serde_json::json!({"metadata": {}, "status": "Failure", "message": e, "reason": "InternalError", "code": 500});
+                        out.data(error, Bytes::from(status.to_string())).await;
+                    }
+                    finish(&out).await;
+                    return;
+                }
+            };
+            // The client's stdin and resize streams, into the node's channels 0 and 4.
+            for (kind, ch) in [("stdin", 0u8), ("resize", 4u8)] {
+                if let Some(mut stream) = by_kind.remove(kind) {
+                    let input = session.input.clone();
+                    tokio::spawn(async move {
+                        while let Some(b) = stream.input.recv().await {
+                            if input.send((ch, b)).await.is_err() {
+                                return;
+                            }
+                        }
+                        // The client's end of stdin: the command sees end of input.
+                        if ch == 0 {
+                            let _ = input.send((255, Bytes::from_static(&[0]))).await;
+                        }
+                    });
+                }
+            }
+            let mut output = session.output;
+            while let Some((ch, b)) = output.recv().await {
+                let to = match ch {
+                    1 => stdout,
+                    2 => stderr.or(stdout),
+                    3 => error,
+                    _ => None,
+                };
+                if let Some(to) = to
+                    && !out.data(to, b).await
+                {
+                    return;
+                }
+            }
+            finish(&out).await;
+        })
+    })
 }
 
 #[cfg(test)]
@@ -771,7 +906,7 @@ mod tests {
         });
         let (client_tx, client_rx) = mpsc::channel(16);
         let (server_tx, mut server_rx) = mpsc::channel(16);
-        let session = tokio::spawn(serve(client_rx, server_tx, connect));
+        let session = tokio::spawn(serve(client_rx, server_tx, port_forward(connect)));
         let mut def = Deflater::default();
         // kubectl's request id: one per connection, shared by its two streams.
         let syn = |id: u32, kind: &str, port: &str, def: &mut Deflater| {
@@ -819,7 +954,66 @@ mod tests {
 
         // A stream without the headers port-forward needs is refused.
         client_tx.send(syn(9, "other", "80", &mut def)).await.unwrap();
+        assert_eq!(next().await, Frame::Ignored, "a SYN_REPLY");
         assert_eq!(next().await, Frame::RstStream { id: 9, status: PROTOCOL_ERROR });
+        drop(client_tx);
+        assert_eq!(session.await.unwrap(), Ok(()));
+    }
+
+    /// kubectl's exec streams become the node's channels: stdin in, stdout out, the end
+    /// of stdin passed on, the Status on the error stream, then every stream ends.
+    #[tokio::test]
+    async fn an_exec_session_maps_streams_to_channels() {
+        let (to_node, mut node_in) = mpsc::channel::<(u8, Bytes)>(8);
+        let (node_out, from_node) = mpsc::channel::<(u8, Bytes)>(8);
+        // The node: echoes stdin to stdout; at the end of stdin, a Status.
+        tokio::spawn(async move {
+            while let Some((ch, b)) = node_in.recv().await {
+                match ch {
+                    0 => node_out.send((1, b)).await.unwrap(),
+                    255 => {
+                        node_out.send((3, Bytes::from_static(b"{\"status\":\"Success\"}"))).await.unwrap();
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let connect: ExecConnect = Box::pin(async move { Ok(ExecSession { input: to_node, output: from_node }) });
+        let streams = ExecStreams { stdin: true, stdout: true, stderr: true, tty: false };
+        let (client_tx, client_rx) = mpsc::channel(16);
+        let (server_tx, mut server_rx) = mpsc::channel(16);
+        let session = tokio::spawn(serve(client_rx, server_tx, exec(streams, connect)));
+        let mut def = Deflater::default();
+        for (id, kind) in [(1, "error"), (3, "stdin"), (5, "stdout"), (7, "stderr")] {
+            let headers = vec![("streamtype".to_string(), kind.to_string())];
+            client_tx.send(Bytes::from(Frame::SynStream { id, fin: false, headers }.encode(&mut def))).await.unwrap();
+        }
+        let mut inf = Inflater::default();
+        let mut got = Vec::new();
+        let mut next = async || -> Frame {
+            let frame = async {
+                loop {
+                    if let Some((f, n)) = parse(&got, &mut inf).unwrap() {
+                        got.drain(..n);
+                        return f;
+                    }
+                    got.extend_from_slice(&server_rx.recv().await.unwrap());
+                }
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(10), frame).await.expect("a frame within 10 s")
+        };
+        for _ in 0..4 {
+            assert_eq!(next().await, Frame::Ignored, "a SYN_REPLY");
+        }
+        let data = |id, fin, b: &'static [u8]| Frame::Data { id, fin, data: Bytes::from_static(b) };
+        client_tx.send(Bytes::from(data(3, false, b"typed").encode(&mut def))).await.unwrap();
+        assert_eq!(next().await, data(5, false, b"typed"));
+        client_tx.send(Bytes::from(data(3, true, b"").encode(&mut def))).await.unwrap();
+        assert_eq!(next().await, data(1, false, b"{\"status\":\"Success\"}"));
+        assert_eq!(next().await, data(5, true, b""));
+        assert_eq!(next().await, data(7, true, b""));
+        assert_eq!(next().await, data(1, true, b""));
         drop(client_tx);
         assert_eq!(session.await.unwrap(), Ok(()));
     }
