@@ -243,6 +243,8 @@ async fn forward(client: &Client, path: &str, remote: u16, conn: TcpStream) -> R
                 Ok(Message::Binary(b)) => b,
                 Ok(Message::Close(_)) => break,
                 Ok(_) => continue,
+                // A message from the node says more than the broken connection.
+                Err(_) if !error.is_empty() => break,
                 Err(e) => return Err(format!("the connection to the pod broke: {e}")),
             };
             match port.receive(&data) {

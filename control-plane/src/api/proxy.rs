@@ -560,9 +560,24 @@ async fn splice(api: &Api, addr: &str, path: &str, what: &str, mut req: Request)
     tokio::spawn(async move {
         if let Ok(upgraded) = upgrade.await {
             let mut client = hyper_util::rt::TokioIo::new(upgraded);
-            if client.write_all(&leftover).await.is_ok() {
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut stream).await;
+            if client.write_all(&leftover).await.is_err() {
+                return;
             }
+            // Each direction on its own, ending with a clean close (TLS close_notify):
+            // copy_bidirectional gives up on both at the first error of either, which
+            // cut off the agent's last messages (an error, the final Status) when the
+            // client's writes to a finished session failed.
+            let (mut client_rd, mut client_wr) = tokio::io::split(client);
+            let (mut agent_rd, mut agent_wr) = tokio::io::split(stream);
+            let up = async {
+                let _ = tokio::io::copy(&mut client_rd, &mut agent_wr).await;
+                let _ = agent_wr.shutdown().await;
+            };
+            let down = async {
+                let _ = tokio::io::copy(&mut agent_rd, &mut client_wr).await;
+                let _ = client_wr.shutdown().await;
+            };
+            tokio::join!(up, down);
         }
     });
     resp.body(Body::empty()).map_err(|e| ApiError::Internal(e.to_string()))
