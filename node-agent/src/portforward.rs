@@ -127,12 +127,18 @@ pub async fn bridge(socket: WebSocket, base64: bool, ip: String, ports: Vec<u16>
         }
     };
     let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
-    tokio::select! {
+    let client_left = tokio::select! {
         // The client left: its connections into the pod end with it.
-        _ = reader => aborts.iter().for_each(|a| a.abort()),
-        _ = futures::future::join_all(tasks) => {}
-    }
+        _ = reader => {
+            aborts.iter().for_each(|a| a.abort());
+            true
+        }
+        _ = futures::future::join_all(tasks) => false,
+    };
     let _ = writer.await;
+    if !client_left {
+        crate::server::drain(&mut stream).await;
+    }
 }
 
 /// One port: connects to `addr`, then copies both ways; a failure is reported on

@@ -278,7 +278,7 @@ async fn bridge(socket: WebSocket, rt: Arc<dyn Runtime>, id: String, command: Ve
         }
     };
     let mut input = session.stdin;
-    let reader = tokio::spawn(async move {
+    let mut reader = tokio::spawn(async move {
         while let Some(Ok(msg)) = rx.next().await {
             if let Message::Binary(data) = msg
                 && let Some((&ch, rest)) = data.split_first()
@@ -322,7 +322,28 @@ async fn bridge(socket: WebSocket, rt: Arc<dyn Runtime>, id: String, command: Ve
     frame.extend_from_slice(status.to_string().as_bytes());
     let _ = tx.send(Message::Binary(frame.into())).await;
     let _ = tx.send(normal_close()).await;
-    reader.abort();
+    // The reader ends with the client's close (see `drain`); a client that never
+    // closes is cut off.
+    if tokio::time::timeout(DRAIN, &mut reader).await.is_err() {
+        reader.abort();
+    }
+}
+
+/// How long a finished session waits for the client's close.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Reads what the client still sends until its close (or [`DRAIN`] passes), after
+/// this side sent its own. Closing a socket with unread bytes in it makes the kernel
+/// reset the connection, and the peer can lose the last messages sent before.
+pub(crate) async fn drain(stream: &mut futures::stream::SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(DRAIN, async {
+        while let Some(Ok(msg)) = stream.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// A close frame with status 1000: clients treat a close without a code as an error.

@@ -335,12 +335,15 @@ fn spdy_upgrade(
         let session = super::spdy::serve(from_client, to_client, app);
         let result = if !tunnel {
             let (mut rd, mut wr) = tokio::io::split(io);
+            // Reads until the client closes, even after the session ended: closing
+            // with unread bytes would reset the connection and lose the last frames.
             let reader = async move {
                 let mut buf = vec![0u8; 64 * 1024];
                 while let Ok(n) = rd.read(&mut buf).await {
-                    if n == 0 || from_client_tx.send(bytes::Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                    if n == 0 {
                         break;
                     }
+                    let _ = from_client_tx.send(bytes::Bytes::copy_from_slice(&buf[..n])).await;
                 }
             };
             let writer = async move {
@@ -351,12 +354,7 @@ fn spdy_upgrade(
                 }
                 let _ = wr.shutdown().await;
             };
-            // The reader stops with the session: a client that never closes must
-            // not keep the connection.
-            let reader = tokio::spawn(reader);
-            let (result, _) = tokio::join!(session, writer);
-            reader.abort();
-            result
+            finish(session, writer, reader).await
         } else {
             use futures::{SinkExt, StreamExt};
             use tokio_tungstenite::tungstenite::Message;
@@ -369,13 +367,12 @@ fn spdy_upgrade(
             let (mut sink, mut stream) = ws.split();
             let reader = async move {
                 while let Some(Ok(msg)) = stream.next().await {
-                    let b = match msg {
-                        Message::Binary(b) => b,
+                    match msg {
+                        Message::Binary(b) => {
+                            let _ = from_client_tx.send(b).await;
+                        }
                         Message::Close(_) => break,
-                        _ => continue,
-                    };
-                    if from_client_tx.send(b).await.is_err() {
-                        break;
+                        _ => {}
                     }
                 }
             };
@@ -387,16 +384,29 @@ fn spdy_upgrade(
                 }
                 let _ = sink.close().await;
             };
-            let reader = tokio::spawn(reader);
-            let (result, _) = tokio::join!(session, writer);
-            reader.abort();
-            result
+            finish(session, writer, reader).await
         };
         if let Err(e) = result {
             tracing::warn!(error = %e, "a SPDY session ended with a protocol error");
         }
     });
     resp.body(Body::empty()).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Runs a SPDY session with its connection's writer and reader; once the session
+/// and the writer are done, gives the client 5 s to close (the reader drains until
+/// then) before the connection is dropped.
+async fn finish(
+    session: impl std::future::Future<Output = Result<(), super::spdy::SpdyError>>,
+    writer: impl std::future::Future<Output = ()>,
+    reader: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), super::spdy::SpdyError> {
+    let mut reader = tokio::spawn(reader);
+    let (result, _) = tokio::join!(session, writer);
+    if tokio::time::timeout(Duration::from_secs(5), &mut reader).await.is_err() {
+        reader.abort();
+    }
+    result
 }
 
 /// An exec session at the node agent: a `v5.channel.k8s.io` WebSocket to `path`,
