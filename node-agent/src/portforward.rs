@@ -19,6 +19,10 @@ use tokio::sync::mpsc;
 /// The subprotocols served, binary first (the one clients prefer).
 pub use rk_proto::portforward::PROTOCOLS;
 
+/// The most ports one request may ask for: channels are numbered in one byte, two
+/// per port.
+const MAX_PORTS: usize = 127;
+
 /// The ports a request asks for: every `ports` value, each a comma-separated list
 /// of numbers from 1 to 65535. An error names the bad value.
 pub fn parse_ports(raw_query: &str) -> Result<Vec<u16>, String> {
@@ -42,6 +46,10 @@ pub fn parse_ports(raw_query: &str) -> Result<Vec<u16>, String> {
     }
     if ports.is_empty() {
         return Err("query parameter \"ports\" is required".into());
+    }
+    // Two channels a port, numbered in one byte.
+    if ports.len() > MAX_PORTS {
+        return Err(format!("at most {MAX_PORTS} ports can be forwarded at once, not {}", ports.len()));
     }
     Ok(ports)
 }
@@ -68,8 +76,9 @@ fn unframe(msg: Message) -> Option<(u8, Vec<u8>)> {
         Message::Binary(b) => b.split_first().map(|(&ch, rest)| (ch, rest.to_vec())),
         Message::Text(t) => {
             let t = t.as_str();
-            let ch = t.as_bytes().first()?.checked_sub(b'0')?;
-            let data = base64::engine::general_purpose::STANDARD.decode(&t[1..]).ok()?;
+            let (first, rest) = t.as_bytes().split_first()?;
+            let ch = first.checked_sub(b'0')?;
+            let data = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
             Some((ch, data))
         }
         _ => None,
@@ -214,6 +223,11 @@ mod tests {
         assert_eq!(parse_ports("ports=0"), Err("port \"0\" must be > 0".to_string()));
         assert_eq!(parse_ports("ports=70000"), Err("unable to parse \"70000\" as a port".to_string()));
         assert_eq!(parse_ports("ports=http"), Err("unable to parse \"http\" as a port".to_string()));
+        let many = vec!["1"; 128].join(",");
+        assert_eq!(
+            parse_ports(&format!("ports={many}")).unwrap_err(),
+            "at most 127 ports can be forwarded at once, not 128"
+        );
     }
 
     #[test]
@@ -227,6 +241,7 @@ mod tests {
         // Nothing that fails to decode reaches a port.
         assert_eq!(unframe(Message::Text("0***".into())), None);
         assert_eq!(unframe(Message::Text("".into())), None);
+        assert_eq!(unframe(Message::Text("éAA==".into())), None, "a multi-byte first character is no channel");
         assert_eq!(unframe(Message::Binary(Vec::new().into())), None);
         assert_eq!(unframe(Message::Ping(Vec::new().into())), None);
     }
