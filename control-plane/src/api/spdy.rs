@@ -131,19 +131,6 @@ static DICTIONARY: LazyLock<Vec<u8>> = LazyLock::new(|| {
     d
 });
 
-fn adler32(data: &[u8]) -> u32 {
-    let (mut a, mut b) = (1u32, 0u32);
-    for chunk in data.chunks(5552) {
-        for &x in chunk {
-            a += u32::from(x);
-            b += a;
-        }
-        a %= 65521;
-        b %= 65521;
-    }
-    (b << 16) | a
-}
-
 /// Ring size of the inflater: deflate's whole window.
 const WINDOW: usize = 32 * 1024;
 
@@ -195,7 +182,7 @@ impl Inflater {
             }
             if want == 6 {
                 let id = u32::from_be_bytes([self.header[2], self.header[3], self.header[4], self.header[5]]);
-                if id != adler32(&DICTIONARY) {
+                if id != adler2::adler32_slice(&DICTIONARY) {
                     return Err(bad("compressed with a dictionary other than SPDY/3's"));
                 }
             }
@@ -758,7 +745,7 @@ mod tests {
     #[test]
     fn the_dictionary_is_spdy3s() {
         assert_eq!(DICTIONARY.len(), 1423);
-        assert_eq!(adler32(&DICTIONARY), 0xe3c6a7c2, "the id zlib streams announce for it");
+        assert_eq!(adler2::adler32_slice(&DICTIONARY), 0xe3c6a7c2, "the id zlib streams announce for it");
         assert!(DICTIONARY.starts_with(b"\0\0\0\x07options\0\0\0\x04head") && DICTIONARY.ends_with(b",*,enq=0."));
     }
 
@@ -884,6 +871,55 @@ mod tests {
         }
     }
 
+    /// kubectl's side of a session under test: encodes what it sends, decodes what
+    /// the session answers.
+    struct Client {
+        tx: Option<mpsc::Sender<Bytes>>,
+        rx: mpsc::Receiver<Bytes>,
+        def: Deflater,
+        inf: Inflater,
+        got: Vec<u8>,
+        session: tokio::task::JoinHandle<Result<(), SpdyError>>,
+    }
+
+    impl Client {
+        fn start(app: App) -> Client {
+            let (tx, client_rx) = mpsc::channel(16);
+            let (server_tx, rx) = mpsc::channel(16);
+            let session = tokio::spawn(serve(client_rx, server_tx, app));
+            Client { tx: Some(tx), rx, def: Deflater::default(), inf: Inflater::default(), got: Vec::new(), session }
+        }
+
+        async fn send(&mut self, frame: Frame) {
+            let bytes = Bytes::from(frame.encode(&mut self.def));
+            self.tx.as_ref().expect("the client is open").send(bytes).await.unwrap();
+        }
+
+        /// The next frame the session sends (10 s at most).
+        async fn next(&mut self) -> Frame {
+            let frame = async {
+                loop {
+                    if let Some((f, n)) = parse(&self.got, &mut self.inf).unwrap() {
+                        self.got.drain(..n);
+                        return f;
+                    }
+                    self.got.extend_from_slice(&self.rx.recv().await.unwrap());
+                }
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(10), frame).await.expect("a frame within 10 s")
+        }
+
+        /// Goes away; the session's outcome.
+        async fn close(mut self) -> Result<(), SpdyError> {
+            self.tx = None;
+            self.session.await.unwrap()
+        }
+    }
+
+    fn data(id: u32, fin: bool, b: &'static [u8]) -> Frame {
+        Frame::Data { id, fin, data: Bytes::from_static(b) }
+    }
+
     /// A session end to end: kubectl's two streams become one connection at the
     /// "node" (an echo here), bytes come back on the data stream, and both streams
     /// end with FIN; a failing connection reports on the error stream.
@@ -904,60 +940,41 @@ mod tests {
                 Ok(Forward { input: in_tx, output: out_rx })
             })
         });
-        let (client_tx, client_rx) = mpsc::channel(16);
-        let (server_tx, mut server_rx) = mpsc::channel(16);
-        let session = tokio::spawn(serve(client_rx, server_tx, port_forward(connect)));
-        let mut def = Deflater::default();
+        let mut c = Client::start(port_forward(connect));
         // kubectl's request id: one per connection, shared by its two streams.
-        let syn = |id: u32, kind: &str, port: &str, def: &mut Deflater| {
+        let syn = |id: u32, kind: &str, port: &str| {
             let headers = vec![
                 ("streamtype".to_string(), kind.to_string()),
                 ("port".to_string(), port.to_string()),
                 ("requestid".to_string(), (id / 4).to_string()),
             ];
-            Bytes::from(Frame::SynStream { id, fin: false, headers }.encode(def))
+            Frame::SynStream { id, fin: false, headers }
         };
-        let mut inf = Inflater::default();
-        let mut got = Vec::new();
-        let mut next = async || -> Frame {
-            let frame = async {
-                loop {
-                    if let Some((f, n)) = parse(&got, &mut inf).unwrap() {
-                        got.drain(..n);
-                        return f;
-                    }
-                    got.extend_from_slice(&server_rx.recv().await.unwrap());
-                }
-            };
-            tokio::time::timeout(std::time::Duration::from_secs(10), frame).await.expect("a frame within 10 s")
-        };
-        client_tx.send(syn(1, "error", "8080", &mut def)).await.unwrap();
-        assert_eq!(next().await, Frame::Ignored, "a SYN_REPLY");
-        client_tx.send(syn(3, "data", "8080", &mut def)).await.unwrap();
-        assert_eq!(next().await, Frame::Ignored, "a SYN_REPLY");
-        let data = |id, fin, b: &'static [u8]| Frame::Data { id, fin, data: Bytes::from_static(b) };
-        client_tx.send(Bytes::from(data(3, false, b"hi").encode(&mut def))).await.unwrap();
-        assert_eq!(next().await, data(3, false, b"echo:hi"));
-        client_tx.send(Bytes::from(Frame::Ping(9).encode(&mut def))).await.unwrap();
-        assert_eq!(next().await, Frame::Ping(9));
+        c.send(syn(1, "error", "8080")).await;
+        assert_eq!(c.next().await, Frame::Ignored, "a SYN_REPLY");
+        c.send(syn(3, "data", "8080")).await;
+        assert_eq!(c.next().await, Frame::Ignored, "a SYN_REPLY");
+        c.send(data(3, false, b"hi")).await;
+        assert_eq!(c.next().await, data(3, false, b"echo:hi"));
+        c.send(Frame::Ping(9)).await;
+        assert_eq!(c.next().await, Frame::Ping(9));
         // kubectl ends its side: both streams end.
-        client_tx.send(Bytes::from(data(3, true, b"").encode(&mut def))).await.unwrap();
-        assert_eq!(next().await, data(3, true, b""));
-        assert_eq!(next().await, data(1, true, b""));
+        c.send(data(3, true, b"")).await;
+        assert_eq!(c.next().await, data(3, true, b""));
+        assert_eq!(c.next().await, data(1, true, b""));
 
-        client_tx.send(syn(5, "error", "1", &mut def)).await.unwrap();
-        client_tx.send(syn(7, "data", "1", &mut def)).await.unwrap();
-        assert_eq!((next().await, next().await), (Frame::Ignored, Frame::Ignored));
-        assert_eq!(next().await, data(5, false, b"connection refused"));
-        assert_eq!(next().await, data(7, true, b""));
-        assert_eq!(next().await, data(5, true, b""));
+        c.send(syn(5, "error", "1")).await;
+        c.send(syn(7, "data", "1")).await;
+        assert_eq!((c.next().await, c.next().await), (Frame::Ignored, Frame::Ignored));
+        assert_eq!(c.next().await, data(5, false, b"connection refused"));
+        assert_eq!(c.next().await, data(7, true, b""));
+        assert_eq!(c.next().await, data(5, true, b""));
 
         // A stream without the headers port-forward needs is refused.
-        client_tx.send(syn(9, "other", "80", &mut def)).await.unwrap();
-        assert_eq!(next().await, Frame::Ignored, "a SYN_REPLY");
-        assert_eq!(next().await, Frame::RstStream { id: 9, status: PROTOCOL_ERROR });
-        drop(client_tx);
-        assert_eq!(session.await.unwrap(), Ok(()));
+        c.send(syn(9, "other", "80")).await;
+        assert_eq!(c.next().await, Frame::Ignored, "a SYN_REPLY");
+        assert_eq!(c.next().await, Frame::RstStream { id: 9, status: PROTOCOL_ERROR });
+        assert_eq!(c.close().await, Ok(()));
     }
 
     /// kubectl's exec streams become the node's channels: stdin in, stdout out, the end
@@ -981,40 +998,21 @@ mod tests {
         });
         let connect: ExecConnect = Box::pin(async move { Ok(ExecSession { input: to_node, output: from_node }) });
         let streams = ExecStreams { stdin: true, stdout: true, stderr: true, tty: false };
-        let (client_tx, client_rx) = mpsc::channel(16);
-        let (server_tx, mut server_rx) = mpsc::channel(16);
-        let session = tokio::spawn(serve(client_rx, server_tx, exec(streams, connect)));
-        let mut def = Deflater::default();
+        let mut c = Client::start(exec(streams, connect));
         for (id, kind) in [(1, "error"), (3, "stdin"), (5, "stdout"), (7, "stderr")] {
             let headers = vec![("streamtype".to_string(), kind.to_string())];
-            client_tx.send(Bytes::from(Frame::SynStream { id, fin: false, headers }.encode(&mut def))).await.unwrap();
+            c.send(Frame::SynStream { id, fin: false, headers }).await;
         }
-        let mut inf = Inflater::default();
-        let mut got = Vec::new();
-        let mut next = async || -> Frame {
-            let frame = async {
-                loop {
-                    if let Some((f, n)) = parse(&got, &mut inf).unwrap() {
-                        got.drain(..n);
-                        return f;
-                    }
-                    got.extend_from_slice(&server_rx.recv().await.unwrap());
-                }
-            };
-            tokio::time::timeout(std::time::Duration::from_secs(10), frame).await.expect("a frame within 10 s")
-        };
         for _ in 0..4 {
-            assert_eq!(next().await, Frame::Ignored, "a SYN_REPLY");
+            assert_eq!(c.next().await, Frame::Ignored, "a SYN_REPLY");
         }
-        let data = |id, fin, b: &'static [u8]| Frame::Data { id, fin, data: Bytes::from_static(b) };
-        client_tx.send(Bytes::from(data(3, false, b"typed").encode(&mut def))).await.unwrap();
-        assert_eq!(next().await, data(5, false, b"typed"));
-        client_tx.send(Bytes::from(data(3, true, b"").encode(&mut def))).await.unwrap();
-        assert_eq!(next().await, data(1, false, b"{\"status\":\"Success\"}"));
-        assert_eq!(next().await, data(5, true, b""));
-        assert_eq!(next().await, data(7, true, b""));
-        assert_eq!(next().await, data(1, true, b""));
-        drop(client_tx);
-        assert_eq!(session.await.unwrap(), Ok(()));
+        c.send(data(3, false, b"typed")).await;
+        assert_eq!(c.next().await, data(5, false, b"typed"));
+        c.send(data(3, true, b"")).await;
+        assert_eq!(c.next().await, data(1, false, b"{\"status\":\"Success\"}"));
+        assert_eq!(c.next().await, data(5, true, b""));
+        assert_eq!(c.next().await, data(7, true, b""));
+        assert_eq!(c.next().await, data(1, true, b""));
+        assert_eq!(c.close().await, Ok(()));
     }
 }
