@@ -316,6 +316,9 @@ impl From<crate::raft::node::ProposeError> for ApiError {
             ),
             P::NoLeader => ApiError::Unavailable("the store has no leader at the moment; retry shortly".into()),
             P::Stopped => ApiError::Unavailable("this replica is shutting down".into()),
+            P::ConfChangePending => {
+                ApiError::Unavailable("a membership change of the store is in progress; retry shortly".into())
+            }
             P::Apply(crate::store::ApplyError::Fenced { .. }) => {
                 ApiError::Unavailable("this replica lost its leadership; the write was not applied".into())
             }

@@ -91,9 +91,10 @@ pub fn propose_status(e: ProposeError) -> Status {
         ProposeError::Apply(a) => apply_status(a),
         ProposeError::Rejected(_) => Status::failed_precondition(e.to_string()),
         ProposeError::Timeout => Status::unavailable(e.to_string()),
-        ProposeError::NoLeader | ProposeError::LeaderChanged | ProposeError::Stopped => {
-            Status::unavailable(e.to_string())
-        }
+        ProposeError::NoLeader
+        | ProposeError::LeaderChanged
+        | ProposeError::Stopped
+        | ProposeError::ConfChangePending => Status::unavailable(e.to_string()),
     }
 }
 

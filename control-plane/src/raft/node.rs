@@ -87,7 +87,18 @@ pub enum ProposeError {
     Apply(#[from] ApplyError),
     #[error("etcdserver: {0}")]
     Rejected(String),
+    /// This replica leads and another membership change is not applied yet; nothing
+    /// was proposed, retrying is safe.
+    #[error("etcdserver: another membership change is in progress")]
+    ConfChangePending,
 }
+
+/// How long a membership change proposed through a follower may go unanswered
+/// before it is proposed again (the leader drops one that arrives while another is
+/// pending; a committed change applies within a few heartbeats).
+const CONF_CHANGE_RETRY: Duration = Duration::from_secs(1);
+/// How long to wait before proposing again when the leader says a change is pending.
+const CONF_CHANGE_PENDING_WAIT: Duration = Duration::from_millis(20);
 
 pub type ProposeResult = Result<Applied, ProposeError>;
 
@@ -239,6 +250,15 @@ impl RaftHandle {
     }
 
     /// Proposes a membership change and waits until it is applied here.
+    ///
+    /// Raft allows one unapplied membership change at a time, and raft-rs turns a
+    /// second one into an empty entry without telling anyone, so a change proposed
+    /// while another is pending (a joining replica promoting itself while an operator
+    /// removes another) is retried: at once when the leader is this replica and says
+    /// so, after [`CONF_CHANGE_RETRY`] when a follower forwarded it. Every attempt
+    /// carries the same request id, so whichever attempt applies first answers, and a
+    /// duplicate that applies later is refused by the membership checks and changes
+    /// nothing.
     pub async fn conf_change(
         &self,
         change_type: ConfChangeType,
@@ -246,18 +266,27 @@ impl RaftHandle {
         member: Option<MemberInfo>,
     ) -> ProposeResult {
         let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let id = self.next_request_id();
+        let mut cc = ConfChange::default();
+        cc.set_change_type(change_type);
+        cc.node_id = node;
+        cc.context = Bytes::from(MemberChange { member, request_id: id }.encode_to_vec());
         loop {
-            let id = self.next_request_id();
-            let mut cc = ConfChange::default();
-            cc.set_change_type(change_type);
-            cc.node_id = node;
-            cc.context = Bytes::from(MemberChange { member: member.clone(), request_id: id }.encode_to_vec());
             let (reply, rx) = oneshot::channel();
-            self.send(Command::ConfChange { id, change: cc, reply })?;
-            match tokio::time::timeout_at(deadline, rx).await {
-                Err(_) => return Err(ProposeError::Timeout),
+            self.send(Command::ConfChange { id, change: cc.clone(), reply })?;
+            let attempt = deadline.min(tokio::time::Instant::now() + CONF_CHANGE_RETRY);
+            match tokio::time::timeout_at(attempt, rx).await {
+                Err(_) if attempt == deadline => return Err(ProposeError::Timeout),
+                // Possibly dropped by the leader; the same change again.
+                Err(_) => {}
                 Ok(Err(_)) => return Err(ProposeError::Stopped),
                 Ok(Ok(Err(ProposeError::NoLeader))) => self.wait_for_leader(deadline).await?,
+                Ok(Ok(Err(ProposeError::ConfChangePending))) => {
+                    if tokio::time::Instant::now() + CONF_CHANGE_PENDING_WAIT >= deadline {
+                        return Err(ProposeError::Timeout);
+                    }
+                    tokio::time::sleep(CONF_CHANGE_PENDING_WAIT).await;
+                }
                 Ok(Ok(result)) => return result,
             }
         }
@@ -507,6 +536,10 @@ impl<T: Transport> Node<T> {
             Command::ConfChange { id, change, reply } => {
                 if !self.leader_known() {
                     let _ = reply.send(Err(ProposeError::NoLeader));
+                    return true;
+                }
+                if self.raw.raft.state == StateRole::Leader && self.raw.raft.has_pending_conf() {
+                    let _ = reply.send(Err(ProposeError::ConfChangePending));
                     return true;
                 }
                 match self.raw.propose_conf_change(Vec::new(), change) {

@@ -233,6 +233,7 @@ impl SimCluster {
 mod tests {
     use super::*;
     use crate::raft::node::ProposeError;
+    use crate::store::Applied;
     use raft::eraftpb::ConfChangeType;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,6 +366,36 @@ mod tests {
         // A removed id can never come back.
         let again = c.nodes[&leader].conf_change(ConfChangeType::AddNode, gone, Some(member(gone))).await;
         assert!(matches!(again, Err(ProposeError::Rejected(_))), "{again:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_membership_changes_all_apply() {
+        // Raft takes one membership change at a time; the others must wait their turn,
+        // whether proposed on the leader or forwarded by a follower, not vanish.
+        let mut c = SimCluster::new(3, |_| {});
+        let leader = c.leader().await;
+        let follower = (1..=3).find(|id| *id != leader).unwrap();
+        for id in [4, 5, 6] {
+            c.start_empty(id);
+        }
+        let (a, b, d) = tokio::join!(
+            c.nodes[&leader].conf_change(ConfChangeType::AddLearnerNode, 4, Some(member(4))),
+            c.nodes[&follower].conf_change(ConfChangeType::AddLearnerNode, 5, Some(member(5))),
+            c.nodes[&leader].conf_change(ConfChangeType::AddLearnerNode, 6, Some(member(6))),
+        );
+        for r in [a, b, d] {
+            assert!(matches!(r, Ok(Applied::Members)), "{r:?}");
+        }
+        let (a, b) = tokio::join!(
+            c.nodes[&follower].conf_change(ConfChangeType::AddNode, 4, Some(member(4))),
+            c.nodes[&leader].conf_change(ConfChangeType::RemoveNode, 6, None),
+        );
+        assert!(matches!(a, Ok(Applied::Members)), "{a:?}");
+        assert!(matches!(b, Ok(Applied::Members)), "{b:?}");
+        let sm = c.nodes[&leader].shared.sm.read();
+        assert!(sm.members.get(&4).is_some_and(|m| !m.is_learner));
+        assert!(sm.members.get(&5).is_some_and(|m| m.is_learner));
+        assert!(!sm.members.contains_key(&6) && sm.removed.contains(&6));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
