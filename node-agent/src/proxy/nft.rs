@@ -89,6 +89,9 @@ pub struct Options {
     /// NodePorts are served on this address (kube-proxy's nftables mode also serves
     /// the node's primary IP only by default).
     pub node_ip: Option<Ipv4Addr>,
+    /// Mark every connection to a cluster IP for masquerade, not only node ports and
+    /// hairpin ones (see [`super::ProxyConfig::masquerade_all`]).
+    pub masquerade_all: bool,
 }
 
 /// Renders the table for `ports`; `targets` gives, per service port (same order),
@@ -123,7 +126,12 @@ pub fn render(opts: &Options, ports: &[(ServicePort, Target)]) -> Ruleset {
         }
         let svc_chain = format!("svc_{:08x}_{}", h as u32, ident(&sp.key(), 60));
         if let Some(ip) = sp.cluster_ip {
-            let _ = writeln!(dispatch, "\t\tip daddr {ip} {proto} dport {} goto {svc_chain}", sp.port);
+            let mark = if opts.masquerade_all {
+                format!("meta mark set meta mark | {MASQUERADE_MARK:#x} ")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(dispatch, "\t\tip daddr {ip} {proto} dport {} {mark}goto {svc_chain}", sp.port);
         }
         if let (Some(node_ip), Some(np)) = (opts.node_ip, sp.node_port) {
             // Traffic to a node port is masqueraded (externalTrafficPolicy: Cluster),
@@ -176,6 +184,8 @@ pub fn render(opts: &Options, ports: &[(ServicePort, Target)]) -> Ruleset {
     rs.static_sets.insert("no_endpoints".into());
     body.push_str(&set_decls);
     let _ = write!(body, "\tchain services {{\n{dispatch}\t}}\n{chains}");
+    // Flushed on every sync like the others: its rules are remade from scratch.
+    rs.chains.insert("services".into());
     let base = [
         ("prerouting", "nat hook prerouting priority dstnat", "jump services"),
         ("output", "nat hook output priority -100", "jump services"),
@@ -271,7 +281,11 @@ mod tests {
     }
 
     fn opts() -> Options {
-        Options { table: table_name("node-1", "127.0.0.5"), node_ip: Some(Ipv4Addr::new(127, 0, 0, 5)) }
+        Options {
+            table: table_name("node-1", "127.0.0.5"),
+            node_ip: Some(Ipv4Addr::new(127, 0, 0, 5)),
+            masquerade_all: false,
+        }
     }
 
     #[test]
@@ -293,10 +307,24 @@ mod tests {
         assert!(b.contains("ip saddr 172.18.0.2 meta mark set meta mark | 0x4000"), "{b}");
         assert!(b.contains("iifname != \"lo\" ip daddr 127.0.0.0/8 ct state new drop"), "{b}");
         assert!(!b.contains("elements"), "no service without endpoints: {b}");
-        assert_eq!(rs.chains.len(), 3 + 6, "{:?}", rs.chains);
+        assert_eq!(rs.chains.len(), 3 + 6 + 1, "{:?}", rs.chains);
         assert!(rs.affinity_sets.is_empty());
         // Same input, same text (syncs compare rule sets).
         assert_eq!(rs, render(&opts(), &[(sp("web", &["172.18.0.2:8080", "172.18.0.3:8080"]), Target::Endpoints)]));
+    }
+
+    #[test]
+    fn masquerade_all_marks_cluster_ip_traffic_too() {
+        let ports = [(sp("web", &["172.18.0.2:8080"]), Target::Endpoints)];
+        let plain = render(&opts(), &ports);
+        assert!(plain.body.contains("ip daddr 10.96.0.10 tcp dport 80 goto svc_"), "{}", plain.body);
+        let all = render(&Options { masquerade_all: true, ..opts() }, &ports);
+        assert!(
+            all.body.contains("ip daddr 10.96.0.10 tcp dport 80 meta mark set meta mark | 0x4000 goto svc_"),
+            "{}",
+            all.body
+        );
+        assert!(all.body.contains("meta mark & 0x4000 == 0x4000 meta mark set meta mark ^ 0x4000 masquerade"));
     }
 
     #[test]
@@ -323,7 +351,7 @@ mod tests {
     #[test]
     fn redirect_targets_only_dnat_cluster_ips() {
         let rs = render(
-            &Options { table: "t".into(), node_ip: Some(Ipv4Addr::new(10, 0, 0, 1)) },
+            &Options { table: "t".into(), node_ip: Some(Ipv4Addr::new(10, 0, 0, 1)), masquerade_all: false },
             &[(sp("web", &["10.0.0.1:8080"]), Target::Redirect("10.0.0.1:41000".parse().expect("addr")))],
         );
         assert!(rs.body.contains("ip daddr 10.96.0.10 tcp dport 80 dnat to 10.0.0.1:41000"), "{}", rs.body);
@@ -348,6 +376,9 @@ mod tests {
         assert!(!t.contains(&format!("delete set ip rk-proxy-node-1-127-0-0-5 {kept_set}")), "{t}");
         assert!(!t.contains("delete table"), "{t}");
         assert!(t.contains("flush set ip rk-proxy-node-1-127-0-0-5 no_endpoints\n"));
+        // The dispatch chain is remade too, not appended to (its old rules would
+        // keep jumping to chains this transaction deletes).
+        assert!(t.contains("flush chain ip rk-proxy-node-1-127-0-0-5 services\n"), "{t}");
     }
 
     /// The kernel's own parser accepts what we render (`nft -c`: checked, not applied),
@@ -382,8 +413,13 @@ mod tests {
             &[(a, Target::Endpoints), (u, Target::Endpoints), (empty, Target::Endpoints)],
         );
         check(&transaction(None, &rs));
+        let all = render(
+            &Options { table: "rk-proxy-unit-test".into(), masquerade_all: true, ..opts() },
+            &[(sp("web", &["172.18.0.2:8080"]), Target::Endpoints)],
+        );
+        check(&transaction(None, &all));
         let redirect = render(
-            &Options { table: "rk-proxy-unit-test".into(), node_ip: Some(Ipv4Addr::new(10, 0, 0, 1)) },
+            &Options { table: "rk-proxy-unit-test".into(), node_ip: Some(Ipv4Addr::new(10, 0, 0, 1)), ..opts() },
             &[(sp("web", &[]), Target::Redirect("10.0.0.1:41000".parse().expect("addr")))],
         );
         check(&transaction(None, &redirect));
