@@ -334,9 +334,24 @@ fn docker_cluster_runs_pods_on_its_network_survives_a_node_loss_and_leaves_nothi
     let cluster_ip = env.rkctl(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]).ok().stdout;
     let lookup = env.rkctl(&["exec", from, "--", "nslookup", "web.default.svc.cluster.local"]).ok();
     assert!(!cluster_ip.is_empty() && lookup.stdout.contains(cluster_ip.trim()), "{cluster_ip}: {}", lookup.stdout);
+    // Pods on both nodes reach the Service by name: cluster DNS, then the cluster IP,
+    // which pods route to their node, whose agent DNATs it to a ready pod.
+    let pod_names: Vec<&str> = pods.iter().map(|p| p.0.as_str()).collect();
+    let mut from_nodes: Vec<&(String, String, bool, String, String)> = Vec::new();
+    for node in &node_names {
+        from_nodes.extend(pods.iter().find(|p| &p.4 == node));
+    }
+    assert_eq!(from_nodes.len(), 2, "a pod on each node: {pods:?}");
+    for pod in from_nodes {
+        let answer = wait_until("a pod to reach the Service's cluster IP", Duration::from_secs(20), || {
+            let run = env.rkctl(&["exec", &pod.0, "--", "timeout", "5", "wget", "-qO-", "http://web/"]);
+            let body = run.stdout.trim().to_string();
+            (run.code == Some(0) && pod_names.contains(&body.as_str())).then_some(body)
+        });
+        eprintln!("{} on {} reached {answer} through the cluster IP", pod.0, pod.4);
+    }
     // The Service's node port answers at a node's address, from the host.
     let node_ip = rec["nodes"][0]["ip"].as_str().unwrap().to_string();
-    let pod_names: Vec<&str> = pods.iter().map(|p| p.0.as_str()).collect();
     wait_until("the node port to answer", Duration::from_secs(20), || {
         http_get(&node_ip, 30080).filter(|body| pod_names.contains(&body.as_str()))
     });

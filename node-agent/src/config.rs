@@ -112,6 +112,21 @@ pub struct Config {
     #[arg(long, value_enum, default_value_t = crate::proxy::ProxyMode::Auto)]
     pub proxy_mode: crate::proxy::ProxyMode,
 
+    /// Docker runtime, for an agent in a container of its own (the docker driver of
+    /// `rkctl cluster up`): pod sandboxes route this range (the cluster's Service
+    /// CIDR) to `--node-ip`, where this agent's nftables rules serve cluster IPs;
+    /// otherwise pods send that traffic to the engine's host, which has no rules for
+    /// it. Needs nftables mode, CAP_NET_ADMIN and IP forwarding where the agent runs,
+    /// and `--route-helper`.
+    #[arg(long, value_name = "CIDR")]
+    pub pod_service_route: Option<String>,
+
+    /// For `--pod-service-route`: a static busybox the sandboxes add their route with
+    /// (copied under --data-dir, which the engine must see at the same path, and bound
+    /// read-only into each sandbox).
+    #[arg(long, default_value = "/bin/busybox")]
+    pub route_helper: PathBuf,
+
     /// Serve Ingress (plain HTTP) on this address, e.g. 0.0.0.0:80; off by default.
     #[arg(long)]
     pub ingress_listen: Option<SocketAddr>,

@@ -265,6 +265,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         let path = config.data_dir.join("kubeconfig");
         tokio::spawn(join::renew_loop(client.clone(), cert, path, c.server.clone(), base_name.clone()));
     }
+    let mode = proxy_mode(config.proxy_mode, kind).await?;
+    let service_route = service_route(&config, kind, mode, &node_ip)?;
     let registry = Arc::new(pods::Registry::default());
     let mut managers = HashMap::new();
     // The docker runtime's bridge, for the proxy's hairpin setting.
@@ -281,7 +283,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
                     .await
                     .map_err(|source| AgentError::Runtime { runtime: "docker", source })?;
                 bridge = Some(docker.bridge_name());
-                Arc::new(docker)
+                Arc::new(docker.with_service_route(service_route.clone()))
             }
             RuntimeKind::Process => Arc::new(runtime::process::ProcessRuntime::new(
                 config.data_dir.join("process"),
@@ -331,13 +333,15 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     }
     let selector = if names.len() == 1 { format!("spec.nodeName={}", names[0]) } else { "spec.nodeName!=".to_string() };
     tokio::spawn(pods::run_source(client.clone(), selector, managers));
-    let mode = proxy_mode(config.proxy_mode, kind).await?;
     let proxy = if mode.is_some() || config.ingress_listen.is_some() {
         let cfg = proxy::ProxyConfig {
             mode: mode.unwrap_or(proxy::ProxyMode::Off),
             node: base_name.clone(),
             node_ip: node_ip.clone(),
             bridge,
+            // Pods' Service traffic comes through this node and leaves by the way it
+            // came; replies must come back the same way.
+            masquerade_all: service_route.is_some(),
             ingress_listen: config.ingress_listen,
             ingress_class: config.ingress_class.clone(),
         };
@@ -375,6 +379,53 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         p.stop().await;
     }
     Ok(())
+}
+
+/// The route pod sandboxes get from `--pod-service-route`, its helper copied where
+/// the engine can bind it; None when not asked for, or when the proxy does not run in
+/// nftables mode (nothing here would serve the cluster IPs; a warning says so).
+fn service_route(
+    config: &Config,
+    kind: RuntimeKind,
+    mode: Option<proxy::ProxyMode>,
+    node_ip: &str,
+) -> Result<Option<runtime::docker::ServiceRoute>, AgentError> {
+    let Some(cidr) = &config.pod_service_route else { return Ok(None) };
+    if kind != RuntimeKind::Docker {
+        return Err(AgentError::Config("--pod-service-route needs the docker runtime".into()));
+    }
+    if !is_ipv4_cidr(cidr) {
+        return Err(AgentError::Config(format!(
+            "--pod-service-route {cidr:?} is not an IPv4 range such as 10.96.0.0/16"
+        )));
+    }
+    let via: std::net::Ipv4Addr = node_ip.parse().map_err(|_| {
+        AgentError::Config(format!("--pod-service-route needs an IPv4 node address (--node-ip), not {node_ip:?}"))
+    })?;
+    if mode != Some(proxy::ProxyMode::Nftables) {
+        tracing::warn!(
+            "--pod-service-route is ignored: the service proxy does not run in nftables mode, so nothing on this \
+             node would serve cluster IPs"
+        );
+        return Ok(None);
+    }
+    let data_dir = |source| AgentError::DataDir { path: config.data_dir.clone(), source };
+    let dir = std::path::absolute(config.data_dir.join("bin")).map_err(data_dir)?;
+    std::fs::create_dir_all(&dir).map_err(data_dir)?;
+    // A new file renamed into place: sandboxes that bound the old one keep it intact.
+    let helper = dir.join("busybox");
+    let tmp = dir.join(".busybox.tmp");
+    std::fs::copy(&config.route_helper, &tmp).map_err(|e| {
+        AgentError::Config(format!("--route-helper {}: cannot copy it: {e}", config.route_helper.display()))
+    })?;
+    std::fs::rename(&tmp, &helper).map_err(data_dir)?;
+    Ok(Some(runtime::docker::ServiceRoute { cidr: cidr.clone(), via: via.to_string(), helper }))
+}
+
+/// Whether `s` is an IPv4 range written `a.b.c.d/n`.
+fn is_ipv4_cidr(s: &str) -> bool {
+    s.split_once('/')
+        .is_some_and(|(ip, bits)| ip.parse::<std::net::Ipv4Addr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 32))
 }
 
 /// The proxy mode this node runs, from `--proxy-mode` and the runtime; None: off.

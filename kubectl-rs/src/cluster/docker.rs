@@ -70,6 +70,9 @@ pub const PEER_PORT: u16 = 2380;
 pub const NODE_PORT: u16 = 10250;
 /// Cluster DNS, on every replica's address (a container may bind port 53).
 pub const DNS_PORT: u16 = 53;
+/// The Service range of rk-server (its `--service-cluster-ip-range` default), which
+/// pods route to their node (`rk-agent --pod-service-route`).
+const SERVICE_RANGE: &str = "10.96.0.0/16";
 /// How long the API may take to answer after the replicas start.
 const API_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often `check` asks the engine whether the containers still run (each ask is
@@ -195,6 +198,12 @@ pub fn node_run_args(rec: &ClusterRecord, network: &str, image: &str, socket: &P
     let data = n.data_dir.display().to_string();
     let mut args = run_prefix(rec, network, n, "node");
     args.extend([
+        // Pods send their Service traffic to the node (see the agent's
+        // --pod-service-route), whose agent DNATs it with nftables and forwards it.
+        "--cap-add".into(),
+        "NET_ADMIN".into(),
+        "--sysctl".into(),
+        "net.ipv4.ip_forward=1".into(),
         "--volume".into(),
         format!("{}:/var/run/docker.sock", socket.display()),
         // The same path inside as outside: the agent gives the engine paths of pod
@@ -225,6 +234,8 @@ pub fn node_run_args(rec: &ClusterRecord, network: &str, image: &str, socket: &P
             &data,
             "--cluster-dns",
             &dns,
+            "--pod-service-route",
+            SERVICE_RANGE,
             "--log-level",
             "info",
         ]
@@ -549,29 +560,50 @@ fn linked_libraries(bin: &Path) -> Result<Vec<PathBuf>, ClusterError> {
 /// What building [`IMAGE`] needs, when the engine lacks it or has it from other
 /// binaries; None when it is current.
 fn image_to_build(bins: &super::process::Binaries) -> Result<Option<ImagePlan>, ClusterError> {
-    let fingerprint = fingerprint(&[&bins.server, &bins.agent])?;
+    let nft = host_program("nft");
+    let mut files = vec![bins.server.as_path(), bins.agent.as_path()];
+    files.extend(nft.as_deref());
+    let fingerprint = fingerprint(&files)?;
     if image_fingerprint(IMAGE).as_deref() == Some(fingerprint.as_str()) {
         return Ok(None);
     }
-    Ok(Some(ImagePlan { fingerprint, busybox: busybox()? }))
+    Ok(Some(ImagePlan { fingerprint, busybox: busybox()?, nft }))
 }
 
-/// An image to build: the binaries' fingerprint, and the busybox to put in.
+/// An image to build: the binaries' fingerprint, the busybox to put in, and the
+/// host's `nft` when it has one.
 #[derive(Debug, Clone)]
 struct ImagePlan {
     fingerprint: String,
     busybox: PathBuf,
+    nft: Option<PathBuf>,
+}
+
+/// Where `name` is installed on this machine: on PATH, or in the sbin folders that a
+/// user's PATH often lacks.
+fn host_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 /// Builds [`IMAGE`] from `bins`, showing it as a step.
 fn build(bins: &super::process::Binaries, plan: &ImagePlan, progress: &Progress) -> Result<(), ClusterError> {
+    if plan.nft.is_none() {
+        progress.line(
+            " ! nft is not installed here, so the image gets none: pods will not reach cluster IPs (node ports \
+             work); install nftables, and the next `rkctl cluster up` rebuilds the image",
+        );
+    }
     let step = progress.step(format!(
         "Building image {IMAGE} from {} (first time, or the binaries changed)",
         bins.server.parent().unwrap_or(Path::new("/")).display()
     ));
     let work = std::env::temp_dir().join(format!("rk-cluster-image-{}", std::process::id()));
     let previous = docker("image inspect", &["image", "inspect", "--format", "{{.Id}}", IMAGE]).ok();
-    let result = build_image(bins, &plan.fingerprint, &plan.busybox, &work);
+    let result = build_image(bins, plan, &work);
     let _ = std::fs::remove_dir_all(&work);
     result?;
     // The image of older binaries lost its tag: remove it rather than leave it
@@ -583,7 +615,8 @@ fn build(bins: &super::process::Binaries, plan: &ImagePlan, progress: &Progress)
     Ok(())
 }
 
-fn build_image(bins: &super::process::Binaries, fp: &str, busybox: &Path, work: &Path) -> Result<(), ClusterError> {
+fn build_image(bins: &super::process::Binaries, plan: &ImagePlan, work: &Path) -> Result<(), ClusterError> {
+    let (fp, busybox) = (&plan.fingerprint, plan.busybox.as_path());
     let root = work.join("root");
     let io = |p: &Path, e| ClusterError::io(p, e);
     for d in ["bin", "usr/local/bin", "etc", "tmp", "var/lib/rk", "var/lib/rk-agent", "root", "var/run"] {
@@ -594,7 +627,8 @@ fn build_image(bins: &super::process::Binaries, fp: &str, busybox: &Path, work: 
         let tmp = root.join("tmp");
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).map_err(|e| io(&tmp, e))?;
     }
-    for bin in [&bins.server, &bins.agent] {
+    // nft: the agents' service proxy programs their nodes' Service rules with it.
+    for bin in [&bins.server, &bins.agent].into_iter().chain(plan.nft.as_ref()) {
         let name = bin.file_name().unwrap_or_default();
         let to = root.join("usr/local/bin").join(name);
         // Debug info is most of a debug build's size and nothing a container needs;
@@ -1072,6 +1106,8 @@ mod tests {
         assert!(text.contains(&format!("--node-ip {}", rec.nodes[1].ip)), "{text}");
         assert!(text.contains(&format!("--kubeconfig {data}/kubeconfig")), "its own credentials: {text}");
         assert!(text.contains(&format!("--cluster-dns {}", rec.replicas[0].ip)), "{text}");
+        assert!(text.contains("--cap-add NET_ADMIN --sysctl net.ipv4.ip_forward=1"), "{text}");
+        assert!(text.contains("--pod-service-route 10.96.0.0/16"), "{text}");
         assert!(text.contains(&format!("--label {ROLE_LABEL}=node")), "{text}");
         // Node 2 starts with replica 2, then the others.
         let servers = &args[args.iter().position(|a| a == "--server").unwrap() + 1];

@@ -76,6 +76,10 @@ pub struct ProxyConfig {
     /// Docker runtime: the pods' bridge, whose ports get hairpin mode so a pod can
     /// reach itself through its own Service.
     pub bridge: Option<String>,
+    /// Masquerade every connection to a cluster IP (kube-proxy's `--masquerade-all`):
+    /// needed where pods' Service traffic is routed through the node
+    /// (`--pod-service-route`), so the endpoint's replies come back through it.
+    pub masquerade_all: bool,
     /// Serve Ingress here.
     pub ingress_listen: Option<std::net::SocketAddr>,
     pub ingress_class: String,
@@ -263,7 +267,11 @@ const RESYNC: Duration = Duration::from_secs(30);
 impl Syncer {
     async fn new(cfg: ProxyConfig, node_ip: Ipv4Addr) -> Self {
         let nft = nft_usable().await;
-        let opts = nft::Options { table: nft::table_name(&cfg.node, &cfg.node_ip), node_ip: Some(node_ip) };
+        let opts = nft::Options {
+            table: nft::table_name(&cfg.node, &cfg.node_ip),
+            node_ip: Some(node_ip),
+            masquerade_all: cfg.masquerade_all,
+        };
         let userspace = (cfg.mode == ProxyMode::Userspace).then(|| userspace::Userspace::new(node_ip));
         match (cfg.mode, nft) {
             (ProxyMode::Nftables, _) if node_ip.is_loopback() => enable_route_localnet(),

@@ -80,6 +80,34 @@ pub struct DockerRuntime {
     network_id: String,
     /// Value of [`NODE_LABEL`] on everything this runtime starts.
     node: String,
+    /// Where sandboxes route Service traffic, when not the engine's default way.
+    service_route: Option<ServiceRoute>,
+}
+
+/// A route every pod sandbox adds for itself: `cidr` via `via`. The agent of a node
+/// that is itself a container (the docker driver of `rkctl cluster up`) serves cluster
+/// IPs in its container's network namespace, which pods' packets only pass when they
+/// are routed there; the engine's default route leads to its host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRoute {
+    /// The cluster's Service range, `a.b.c.d/n`.
+    pub cidr: String,
+    /// The node's address on the pods' network.
+    pub via: String,
+    /// A static busybox at a path the engine can bind (the sandbox image has no `ip`).
+    pub helper: PathBuf,
+}
+
+/// Where the route helper is bound in a sandbox. The name must be `busybox`: it picks
+/// busybox's applet by the name it runs as.
+const ROUTE_HELPER_PATH: &str = "/.rk/busybox";
+
+/// The sandbox's command when it adds `r`: the route, then the pause program in the
+/// shell's place. If the route cannot be added the sandbox exits at once, and its pod
+/// does not start without it.
+fn route_command(r: &ServiceRoute) -> Vec<String> {
+    let script = format!("{ROUTE_HELPER_PATH} ip route replace \"$0\" via \"$1\" && exec /pause");
+    [ROUTE_HELPER_PATH, "sh", "-c", &script, &r.cidr, &r.via].map(String::from).to_vec()
 }
 
 impl std::fmt::Debug for DockerRuntime {
@@ -108,7 +136,13 @@ impl DockerRuntime {
             .await
             .map_err(|e| RuntimeError::Other(format!("cannot reach the Docker engine: {e}")))?;
         let network_id = ensure_network(&docker, network).await?;
-        Ok(Self { docker, network: network.to_string(), network_id, node: node_name.to_string() })
+        Ok(Self { docker, network: network.to_string(), network_id, node: node_name.to_string(), service_route: None })
+    }
+
+    /// Sandboxes made from now on add `route` (see [`ServiceRoute`]); None: they do not.
+    pub fn with_service_route(mut self, route: Option<ServiceRoute>) -> Self {
+        self.service_route = route;
+        self
     }
 
     /// The bollard client, for callers that need an API call this runtime does not wrap.
@@ -356,14 +390,25 @@ impl DockerRuntime {
         let mut labels = self.pod_labels(&cfg.pod, SANDBOX_CONTAINER_NAME, 0);
         labels.insert(labels::SANDBOX.to_string(), "true".into());
         let hostname = if cfg.hostname.is_empty() { cfg.pod.name.clone() } else { cfg.hostname.clone() };
+        // Host-network pods share the node's routes as they are.
+        let route = self.service_route.as_ref().filter(|_| !cfg.host_network);
+        let route_bind = match route {
+            Some(r) => Some(bind_spec(&r.helper, ROUTE_HELPER_PATH, true).map_err(RuntimeError::Sandbox)?),
+            None => None,
+        };
         let body = ContainerCreateBody {
             image: Some(PAUSE_IMAGE.into()),
+            entrypoint: route.map(route_command),
             // The engine refuses a hostname on host-network containers; those pods have the node's.
             hostname: (!cfg.host_network).then_some(hostname),
             labels: Some(labels),
             host_config: Some(HostConfig {
                 network_mode: Some(if cfg.host_network { "host".into() } else { self.network_id.clone() }),
                 restart_policy: Some(no_restart()),
+                // Adding a route needs NET_ADMIN, in the pod's own network namespace
+                // only; the pod's containers do not get it.
+                cap_add: route.map(|_| vec!["NET_ADMIN".to_string()]),
+                binds: route_bind.map(|b| vec![b]),
                 ..Default::default()
             }),
             ..Default::default()

@@ -476,6 +476,53 @@ async fn engine_sandbox_gets_an_ip_on_the_network_and_is_found_again_by_uid() {
 }
 
 #[tokio::test]
+async fn engine_service_route_leads_the_service_range_to_the_node() {
+    let mut env = TestEnv::new("route").await;
+    // Any address on the pods' network will do as the "node": the network's gateway.
+    let network = env.rt.docker().inspect_network(env.rt.network(), None).await.unwrap();
+    let gateway = network
+        .ipam
+        .and_then(|i| i.config)
+        .and_then(|c| c.into_iter().find_map(|c| c.gateway))
+        .expect("the network's gateway");
+    let helper = tokio::task::spawn_blocking(busybox_path).await.unwrap();
+    let route = ServiceRoute { cidr: "10.96.0.0/16".into(), via: gateway.clone(), helper };
+    env.rt = env.rt.with_service_route(Some(route));
+    let cfg = env.pod("routed");
+    let sandbox = env.rt.run_sandbox(&cfg).await.unwrap();
+    assert!(sandbox.ip.is_some());
+    let id = env.rt.start(&sandbox, &cfg, &busybox("app", &["sleep", "600"])).await.unwrap();
+    running(&env.rt, &id).await;
+    let (code, routes, stderr) = exec(&env.rt, &id, &["ip", "route"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(routes.contains(&format!("10.96.0.0/16 via {gateway}")), "{routes}");
+    // The sandbox kept NET_ADMIN to itself: the pod's containers cannot change routes.
+    let (code, _, _) = exec(&env.rt, &id, &["ip", "route", "add", "10.97.0.0/16", "via", &gateway]).await;
+    assert_ne!(code, 0, "an app container changed the pod's routes");
+    // The sandbox's process is the pause program, which the shell became.
+    let top = env.rt.docker().top_processes(&sandbox.id, None::<bollard::query_parameters::TopOptions>).await.unwrap();
+    let commands: Vec<String> =
+        top.processes.unwrap_or_default().into_iter().filter_map(|p| p.last().cloned()).collect();
+    assert_eq!(commands, vec!["/pause".to_string()]);
+}
+
+#[test]
+fn unit_route_command_adds_the_route_then_becomes_pause() {
+    let r = ServiceRoute { cidr: "10.96.0.0/16".into(), via: "10.242.0.21".into(), helper: "/x/busybox".into() };
+    assert_eq!(
+        route_command(&r),
+        [
+            "/.rk/busybox",
+            "sh",
+            "-c",
+            "/.rk/busybox ip route replace \"$0\" via \"$1\" && exec /pause",
+            "10.96.0.0/16",
+            "10.242.0.21"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn engine_pause_image_is_built_from_memory_and_runs() {
     let mut env = TestEnv::new("pause").await;
     let tag = format!("rk-pause-test:{}", std::process::id());
