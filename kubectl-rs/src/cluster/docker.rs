@@ -23,6 +23,11 @@
 //! the engine, so each node's data directory is bound at the same path inside its
 //! container as on the host.
 //!
+//! Services: pods route the Service range to their node (`rk-agent
+//! --pod-service-route`), whose container has `NET_ADMIN` and IP forwarding, and
+//! whose agent DNATs cluster IPs with the `nft` copied into the image from the host
+//! (docs/services.md).
+//!
 //! Everything made here carries [`CLUSTER_LABEL`]`=NAME`; pods carry the agent's
 //! `io.rk.node=NAME-node-K`. `down` finds all of it by those labels, so it works from
 //! the record alone, even after `up` crashed halfway.
