@@ -6,12 +6,16 @@
 //! carries an error message from the agent. Both channels first carry the port
 //! number (two bytes, little endian) so a client can tell them apart. One WebSocket
 //! is one TCP connection per port: clients open a new one for each connection they
-//! forward. The agent connects to the pod's IP (the node's loopback for
-//! host-network pods), which is how a pod's containers are reached on every runtime.
+//! forward. Like the kubelet, the agent connects to the pod's loopback inside the
+//! pod's network namespace where the runtime can enter it (docker, with the agent on
+//! the host), so servers listening on 127.0.0.1 in the pod are reached too; elsewhere
+//! to the pod's IP (the node's loopback for host-network pods).
 
+use crate::runtime::{Runtime, RuntimeError, Sandbox};
 use axum::extract::ws::{Message, WebSocket};
 use base64::Engine;
 use futures::{SinkExt, StreamExt};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -85,9 +89,36 @@ fn unframe(msg: Message) -> Option<(u8, Vec<u8>)> {
     }
 }
 
-/// Forwards `ports` of the pod at `ip` over `socket` until every port's connection
+/// The pod a port-forward reaches.
+#[derive(Clone)]
+pub struct Target {
+    pub rt: Arc<dyn Runtime>,
+    pub sandbox: Sandbox,
+    /// The pod's IP (bracketed if IPv6), or the node's loopback for a host-network
+    /// pod: where connections go when the runtime cannot make them inside the pod.
+    pub ip: String,
+}
+
+impl Target {
+    /// A connection to `port` of the pod; the error is the message for the client.
+    async fn connect(&self, port: u16) -> Result<tokio::net::TcpStream, String> {
+        match self.rt.connect_in_pod(&self.sandbox, port).await {
+            Ok(conn) => return Ok(conn),
+            Err(RuntimeError::Unsupported(why)) => tracing::debug!(why, "port-forward to the pod's IP"),
+            Err(e) => return Err(format!("error forwarding to {e}")),
+        }
+        let addr = format!("{}:{port}", self.ip);
+        match tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&addr)).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(format!("error forwarding to {addr}: {e}")),
+            Err(_) => Err(format!("error forwarding to {addr}: no connection within 10 s")),
+        }
+    }
+}
+
+/// Forwards `ports` of the pod `target` over `socket` until every port's connection
 /// ended (the pod closed it, or it failed) or the client went away.
-pub async fn bridge(socket: WebSocket, base64: bool, ip: String, ports: Vec<u16>) {
+pub async fn bridge(socket: WebSocket, base64: bool, target: Target, ports: Vec<u16>) {
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(64);
     // Every frame goes through one writer, so the ports' tasks never interleave
@@ -115,7 +146,7 @@ pub async fn bridge(socket: WebSocket, base64: bool, ip: String, ports: Vec<u16>
         // What the client sends waits here while the connection is being made.
         let (in_tx, in_rx) = mpsc::channel::<Vec<u8>>(16);
         inputs.push(in_tx);
-        tasks.push(tokio::spawn(forward(out_tx.clone(), base64, data_ch, err_ch, format!("{ip}:{port}"), in_rx)));
+        tasks.push(tokio::spawn(forward(out_tx.clone(), base64, (data_ch, err_ch), target.clone(), port, in_rx)));
     }
     drop(out_tx);
 
@@ -150,28 +181,24 @@ pub async fn bridge(socket: WebSocket, base64: bool, ip: String, ports: Vec<u16>
     }
 }
 
-/// One port: connects to `addr`, then copies both ways; a failure is reported on
-/// the error channel.
+/// One port: connects to `port` of the pod, then copies both ways; a failure is
+/// reported on the error channel.
 async fn forward(
     out: mpsc::Sender<Message>,
     base64: bool,
-    data_ch: u8,
-    err_ch: u8,
-    addr: String,
+    (data_ch, err_ch): (u8, u8),
+    target: Target,
+    port: u16,
     mut input: mpsc::Receiver<Vec<u8>>,
 ) {
-    let conn = match tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&addr)).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            let _ = out.send(frame(base64, err_ch, format!("error forwarding to {addr}: {e}").as_bytes())).await;
-            return;
-        }
-        Err(_) => {
-            let msg = format!("error forwarding to {addr}: no connection within 10 s");
+    let conn = match target.connect(port).await {
+        Ok(c) => c,
+        Err(msg) => {
             let _ = out.send(frame(base64, err_ch, msg.as_bytes())).await;
             return;
         }
     };
+    let addr = conn.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| format!("port {port}"));
     let (mut from_pod, mut to_pod) = conn.into_split();
     let upstream = async move {
         while let Some(data) = input.recv().await {

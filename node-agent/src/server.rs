@@ -230,14 +230,15 @@ async fn port_forward(
         return error(StatusCode::NOT_FOUND, format!("pod {pod:?} in namespace {ns:?} is not running on this node"));
     };
     // A host-network pod listens on the node itself.
-    let ip = match sandbox.ip {
+    let ip = match sandbox.ip.clone() {
         Some(ip) if ip.contains(':') => format!("[{ip}]"),
         Some(ip) => ip,
         None => "127.0.0.1".into(),
     };
     let ws = ws.protocols(crate::portforward::PROTOCOLS);
     let base64 = ws.selected_protocol().is_some_and(|p| p.as_bytes() == crate::portforward::PROTOCOLS[1].as_bytes());
-    ws.on_upgrade(move |socket| crate::portforward::bridge(socket, base64, ip, ports))
+    let target = crate::portforward::Target { rt, sandbox, ip };
+    ws.on_upgrade(move |socket| crate::portforward::bridge(socket, base64, target, ports))
 }
 
 pub(crate) fn percent_decode(s: &str) -> String {

@@ -445,6 +445,34 @@ impl DockerRuntime {
     }
 }
 
+/// Connects to `port` on the loopback of the network namespace of process `pid` (a
+/// sandbox's pause program), IPv4 first, then IPv6, as containerd does for the
+/// kubelet. Call it on a thread that ends afterwards: it moves the thread into that
+/// namespace.
+///
+/// `pid` is the engine's view. An agent in another PID namespace (inside a container
+/// of its own) sees another process under that number, or none; only a process that
+/// is a pause program is entered, anything else is `Unsupported` (the caller then
+/// uses the pod's IP). Entering needs CAP_SYS_ADMIN, which a root agent on the host has.
+fn connect_in_netns(pid: i64, port: u16) -> Result<std::net::TcpStream> {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let cmdline = std::fs::read(proc.join("cmdline")).unwrap_or_default();
+    if !cmdline.starts_with(b"/pause\0") {
+        return Err(RuntimeError::Unsupported("the sandbox's process is not visible from this agent"));
+    }
+    let ns = std::fs::File::open(proc.join("ns/net"))
+        .map_err(|_| RuntimeError::Unsupported("the sandbox's network namespace is not visible from this agent"))?;
+    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|_| RuntimeError::Unsupported("entering a pod's network namespace (needs CAP_SYS_ADMIN)"))?;
+    let connect = |ip: std::net::IpAddr| std::net::TcpStream::connect_timeout(&(ip, port).into(), PORT_CONNECT_TIMEOUT);
+    connect(std::net::Ipv4Addr::LOCALHOST.into())
+        .or_else(|v4| connect(std::net::Ipv6Addr::LOCALHOST.into()).map_err(|_| v4))
+        .map_err(|e| RuntimeError::Other(format!("localhost:{port} in the pod: {e}")))
+}
+
+/// How long a connection into a pod may take to be made.
+const PORT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// No restarts by the engine: the agent restarts containers itself, counting attempts.
 fn no_restart() -> RestartPolicy {
     RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }
@@ -675,6 +703,29 @@ impl Runtime for DockerRuntime {
         let cpu_nanos = stats.cpu_stats.and_then(|c| c.cpu_usage).and_then(|u| u.total_usage).unwrap_or(0);
         let memory_bytes = stats.memory_stats.map_or(0, |m| working_set(m.usage.unwrap_or(0), m.stats.as_ref()));
         Ok(Stats { cpu_nanos, memory_bytes })
+    }
+    async fn connect_in_pod(&self, sandbox: &Sandbox, port: u16) -> Result<tokio::net::TcpStream> {
+        if sandbox.ip.is_none() {
+            return Err(RuntimeError::Unsupported("a host-network pod is reached on the node's loopback"));
+        }
+        let inspect = self.inspect(&sandbox.id).await?;
+        let pid = inspect
+            .state
+            .and_then(|s| s.pid)
+            .filter(|p| *p > 0)
+            .ok_or_else(|| RuntimeError::NotFound(format!("sandbox {} is not running", sandbox.id)))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // setns moves the calling thread for good, so a thread of its own, which ends
+        // once the socket exists: a socket stays in the namespace it was made in.
+        std::thread::Builder::new()
+            .name("pod-netns-connect".into())
+            .spawn(move || {
+                let _ = tx.send(connect_in_netns(pid, port));
+            })
+            .map_err(|e| RuntimeError::Other(format!("cannot start a thread: {e}")))?;
+        let stream = rx.await.map_err(|_| RuntimeError::Other("the connecting thread ended early".into()))??;
+        stream.set_nonblocking(true).map_err(|e| RuntimeError::Other(format!("socket: {e}")))?;
+        tokio::net::TcpStream::from_std(stream).map_err(|e| RuntimeError::Other(format!("socket: {e}")))
     }
 }
 

@@ -176,6 +176,13 @@ pub trait Runtime: Send + Sync + 'static {
     async fn logs(&self, id: &str, opts: &LogOptions) -> Result<BoxStream<'static, Bytes>>;
     async fn exec(&self, id: &str, cmd: Vec<String>, tty: bool, stdin: bool) -> Result<ExecSession>;
     async fn stats(&self, id: &str) -> Result<Stats>;
+    /// A TCP connection to `port` on the pod's loopback, made inside the pod's network
+    /// namespace, as the kubelet's port-forward makes it (so a server listening on
+    /// 127.0.0.1 in the pod is reached too). `Unsupported` where this runtime cannot
+    /// enter the namespace; port-forward then connects to the pod's IP.
+    async fn connect_in_pod(&self, _sandbox: &Sandbox, _port: u16) -> Result<tokio::net::TcpStream> {
+        Err(RuntimeError::Unsupported("connecting inside a pod's network namespace"))
+    }
 }
 
 /// Labels (or equivalent records) every runtime attaches to what it starts.

@@ -506,6 +506,35 @@ async fn engine_service_route_leads_the_service_range_to_the_node() {
     assert_eq!(commands, vec!["/pause".to_string()]);
 }
 
+#[tokio::test]
+async fn engine_connect_in_pod_reaches_the_pods_loopback() {
+    let env = TestEnv::new("netns").await;
+    let cfg = env.pod("local");
+    let sandbox = env.rt.run_sandbox(&cfg).await.unwrap();
+    let ip = sandbox.ip.clone().expect("a pod IP");
+    let script = "mkdir -p /www && echo inside > /www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www";
+    let id = env.rt.start(&sandbox, &cfg, &busybox("web", &["sh", "-c", script])).await.unwrap();
+    running(&env.rt, &id).await;
+    // A server on the pod's loopback: port-forward reaches it, as the kubelet's does.
+    let body = eventually("the server on the pod's loopback", || async {
+        let mut conn = env.rt.connect_in_pod(&sandbox, 8080).await.ok()?;
+        conn.write_all(b"GET / HTTP/1.0\r\n\r\n").await.ok()?;
+        let mut text = String::new();
+        tokio::time::timeout(Duration::from_secs(5), conn.read_to_string(&mut text)).await.ok()?.ok()?;
+        Some(text)
+    })
+    .await;
+    assert!(body.ends_with("inside\n"), "{body}");
+    // It is not listening on the pod's IP: the connection above went through its loopback.
+    assert!(tokio::net::TcpStream::connect(format!("{ip}:8080")).await.is_err());
+    // Nothing listens on another port: the error names the port.
+    let err = env.rt.connect_in_pod(&sandbox, 8081).await.expect_err("nothing on 8081");
+    assert!(err.to_string().contains("localhost:8081 in the pod"), "{err}");
+    // A host-network pod is reached on the node: the runtime says so.
+    let host = Sandbox { id: sandbox.id.clone(), ip: None };
+    assert!(matches!(env.rt.connect_in_pod(&host, 8080).await, Err(RuntimeError::Unsupported(_))));
+}
+
 #[test]
 fn unit_route_command_adds_the_route_then_becomes_pause() {
     let r = ServiceRoute { cidr: "10.96.0.0/16".into(), via: "10.242.0.21".into(), helper: "/x/busybox".into() };
