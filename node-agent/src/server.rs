@@ -1,5 +1,5 @@
 //! The agent's HTTP endpoints, reached by the API server on behalf of clients:
-//! container logs, exec (WebSocket, `v5.channel.k8s.io` / `v4.channel.k8s.io`), port
+//! container logs, exec and attach (WebSocket, `v5.channel.k8s.io` / `v4.channel.k8s.io`), port
 //! forwarding ([`crate::portforward`]) and resource usage for `metrics.k8s.io`.
 //!
 //! An agent with credentials serves them over TLS ([`serve_tls`]) with a self-signed
@@ -9,7 +9,7 @@
 //! agent without credentials (an `--insecure-dev` cluster) serves plain HTTP.
 
 use crate::pods::Registry;
-use crate::runtime::{ContainerInfo, LogOptions, Runtime, State};
+use crate::runtime::{ContainerInfo, ExecSession, LogOptions, Runtime, State};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -17,7 +17,7 @@ use axum::extract::{Path, Query, State as AxState};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use http::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -30,6 +30,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/containerLogs/{ns}/{pod}/{container}", get(logs))
         .route("/exec/{ns}/{pod}/{container}", get(exec))
+        .route("/attach/{ns}/{pod}/{container}", get(attach))
         .route("/portForward/{ns}/{pod}", get(port_forward))
         .route("/stats/summary", get(summary))
         .with_state(registry)
@@ -206,8 +207,28 @@ async fn exec(
         Ok(c) => c,
         Err(r) => return r,
     };
-    ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
-        .on_upgrade(move |socket| bridge(socket, rt, c.id, command, tty, stdin))
+    let start = async move { rt.exec(&c.id, command, tty, stdin).await }.boxed();
+    ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]).on_upgrade(move |socket| bridge(socket, start))
+}
+
+/// `attach`: the container's own stdio over the exec protocol.
+async fn attach(
+    AxState(registry): AxState<Arc<Registry>>,
+    Path((ns, pod, container)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Some(rt) = runtime(&registry) else { return error(StatusCode::SERVICE_UNAVAILABLE, "no runtime".into()) };
+    let stdin = q.get("stdin").is_some_and(|v| v == "true" || v == "1");
+    let c = match find(rt.as_ref(), &ns, &pod, &container, false).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if !matches!(c.state, State::Running { .. }) {
+        return error(StatusCode::BAD_REQUEST, format!("container {container:?} in pod {pod:?} is not running"));
+    }
+    let start = async move { rt.attach(&c.id, stdin).await }.boxed();
+    ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]).on_upgrade(move |socket| bridge(socket, start))
 }
 
 /// `portForward`: the pod's ports over a WebSocket ([`crate::portforward`]).
@@ -262,11 +283,11 @@ pub(crate) fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Carries an exec session over the WebSocket: channel 0 stdin, 1 stdout, 2
-/// stderr, 3 the final Status, 255 close-stdin (v5).
-async fn bridge(socket: WebSocket, rt: Arc<dyn Runtime>, id: String, command: Vec<String>, tty: bool, stdin: bool) {
+/// Carries an exec or attach session (made by `start`) over the WebSocket: channel
+/// 0 stdin, 1 stdout, 2 stderr, 3 the final Status, 255 close-stdin (v5).
+async fn bridge(socket: WebSocket, start: futures::future::BoxFuture<'static, crate::runtime::Result<ExecSession>>) {
     let (mut tx, mut rx) = socket.split();
-    let session = match rt.exec(&id, command, tty, stdin).await {
+    let session = match start.await {
         Ok(s) => s,
         Err(e) => {
             let status =

@@ -514,6 +514,7 @@ impl Worker {
             attempt,
             tty: container["tty"].as_bool().unwrap_or(false),
             stdin: container["stdin"].as_bool().unwrap_or(false),
+            stdin_once: container["stdinOnce"].as_bool().unwrap_or(false),
             pull_policy: container["imagePullPolicy"].as_str().unwrap_or("IfNotPresent").to_string(),
             annotations,
         };

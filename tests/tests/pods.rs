@@ -384,6 +384,30 @@ async fn docker_deployment_serves_on_pod_ips() -> Result<()> {
     drop(lines);
     let _ = forward.start_kill();
 
+    // attach: `kubectl run -i --rm` makes a pod with stdin open, attaches to it, feeds
+    // it kubectl's input, deletes it and exits with its container's code. Over the
+    // WebSocket (1.32) and kubectl 1.27's SPDY.
+    for (minor, pod) in [(32, "run-ws"), (27, "run-spdy")] {
+        let kv = Kubectl::new(minor, cluster.kubeconfig(0)?)?;
+        let image_arg = format!("--image={image}");
+        let script = "read x; echo \"read: $x\"; exit 3";
+        let args = [
+            "run",
+            pod,
+            "-i",
+            "--rm",
+            "--restart=Never",
+            &image_arg,
+            "--image-pull-policy=Never",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ];
+        let out = kv.run(&args, Some("typed\n")).await?;
+        ensure!(out.code == 3 && out.stdout.contains("read: typed"), "kubectl 1.{minor} run -i: {out:?}");
+    }
+
     let logs = k.ok(&["logs", &name]).await?;
     ensure!(logs.contains("GET /") || logs.contains("response:200"), "httpd -v logged nothing: {logs:?}");
 

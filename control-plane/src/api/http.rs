@@ -440,7 +440,12 @@ async fn serve(
             super::proxy::logs(api, ns.unwrap_or("default"), &name, req.uri().query()).await
         }
         (&Method::GET | &Method::POST, Some(name), Some(Subresource::Exec)) => {
-            super::proxy::exec(api, ns.unwrap_or("default"), &name, req).await
+            super::proxy::remote_command(api, ns.unwrap_or("default"), &name, req, super::proxy::RemoteCommand::Exec)
+                .await
+        }
+        (&Method::GET | &Method::POST, Some(name), Some(Subresource::Attach)) => {
+            super::proxy::remote_command(api, ns.unwrap_or("default"), &name, req, super::proxy::RemoteCommand::Attach)
+                .await
         }
         (&Method::GET | &Method::POST, Some(name), Some(Subresource::PortForward)) => {
             super::proxy::port_forward(api, ns.unwrap_or("default"), &name, req).await

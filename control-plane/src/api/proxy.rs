@@ -158,30 +158,56 @@ fn is_websocket(req: &Request) -> bool {
         .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
 }
 
-/// `pods/exec`: WebSocket upgrades (kubectl 1.30+, client libraries) are spliced
-/// through to the agent, which speaks the protocol; kubectl's SPDY (up to 1.29) ends
-/// here ([`super::spdy::exec`]), carried to the agent over a WebSocket.
-pub async fn exec(api: &Api, ns: &str, pod: &str, req: Request) -> Result<Response, ApiError> {
+/// The two remote-command subresources: both carry stdin/stdout/stderr (and resize)
+/// over the same protocols, to a new process (`exec`) or a running container's own
+/// (`attach`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteCommand {
+    Exec,
+    Attach,
+}
+
+impl RemoteCommand {
+    fn name(self) -> &'static str {
+        match self {
+            RemoteCommand::Exec => "exec",
+            RemoteCommand::Attach => "attach",
+        }
+    }
+}
+
+/// `pods/exec` and `pods/attach`: WebSocket upgrades (kubectl 1.30+, client
+/// libraries) are spliced through to the agent, which speaks the protocol; kubectl's
+/// SPDY (up to 1.29) ends here ([`super::spdy::exec`]), carried to the agent over a
+/// WebSocket.
+pub async fn remote_command(
+    api: &Api,
+    ns: &str,
+    pod: &str,
+    req: Request,
+    what: RemoteCommand,
+) -> Result<Response, ApiError> {
+    let name = what.name();
     let spdy = is_spdy(&req);
     if !is_websocket(&req) && !spdy {
-        return Err(ApiError::BadRequest(
-            "exec needs an upgrade: a WebSocket (v5.channel.k8s.io, as kubectl 1.30+ sends) or SPDY/3.1".into(),
-        ));
+        return Err(ApiError::BadRequest(format!(
+            "{name} needs an upgrade: a WebSocket (v5.channel.k8s.io, as kubectl 1.30+ sends) or SPDY/3.1"
+        )));
     }
     // The remote command protocol rk speaks over SPDY (the kubelet's newest).
     const REMOTE_COMMAND: &str = "v4.channel.k8s.io";
     if spdy && !stream_protocols(&req).contains(&REMOTE_COMMAND) {
         return Err(ApiError::BadRequest(format!(
-            "exec over SPDY speaks the stream protocol {REMOTE_COMMAND}; the client offered {:?}",
+            "{name} over SPDY speaks the stream protocol {REMOTE_COMMAND}; the client offered {:?}",
             stream_protocols(&req)
         )));
     }
     let raw_query = req.uri().query().unwrap_or("").to_string();
     let q = query::parse(Some(&raw_query));
     let (addr, container) = locate(api, ns, pod, q.get("container").map(String::as_str)).await?;
-    let path = format!("/exec/{ns}/{pod}/{container}?{raw_query}");
+    let path = format!("/{name}/{ns}/{pod}/{container}?{raw_query}");
     if !spdy {
-        return splice(api, &addr, &path, "exec", req).await;
+        return splice(api, &addr, &path, name, req).await;
     }
     let flag = |k: &str| q.get(k).is_some_and(|v| v == "true" || v == "1");
     let streams = super::spdy::ExecStreams {

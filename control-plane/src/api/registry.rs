@@ -31,6 +31,8 @@ pub enum Subresource {
     Eviction,
     Log,
     Exec,
+    /// `pods/attach`: a session with a running container's own stdio.
+    Attach,
     /// `pods/portforward`: a WebSocket spliced through to the node agent.
     PortForward,
     Finalize,
@@ -47,6 +49,7 @@ impl Subresource {
             Subresource::Eviction => "eviction",
             Subresource::Log => "log",
             Subresource::Exec => "exec",
+            Subresource::Attach => "attach",
             Subresource::PortForward => "portforward",
             Subresource::Finalize => "finalize",
             Subresource::Token => "token",
@@ -61,6 +64,7 @@ impl Subresource {
             "eviction" => Subresource::Eviction,
             "log" => Subresource::Log,
             "exec" => Subresource::Exec,
+            "attach" => Subresource::Attach,
             "portforward" => Subresource::PortForward,
             "finalize" => Subresource::Finalize,
             "token" => Subresource::Token,
@@ -77,6 +81,7 @@ impl Subresource {
             Subresource::Eviction => ("Eviction", "policy", "v1", &["create"]),
             Subresource::Log => ("Pod", "", "v1", &["get"]),
             Subresource::Exec => ("PodExecOptions", "", "v1", &["create", "get"]),
+            Subresource::Attach => ("PodAttachOptions", "", "v1", &["create", "get"]),
             Subresource::PortForward => ("PodPortForwardOptions", "", "v1", &["create", "get"]),
             Subresource::Finalize => ("Namespace", "", "v1", &["update"]),
             Subresource::Token => ("TokenRequest", "authentication.k8s.io", "v1", &["create"]),
@@ -166,7 +171,7 @@ pub static RESOURCES: &[Resource] = &[
         ns = true,
         short = ["po"],
         all = true,
-        sub = [Status, Binding, Eviction, Log, Exec, PortForward],
+        sub = [Status, Binding, Eviction, Log, Exec, Attach, PortForward],
         spec = true
     ),
     res!(

@@ -36,8 +36,9 @@ use bollard::models::{
     NetworkCreateRequest, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures::FutureExt;
@@ -674,21 +675,34 @@ impl Runtime for DockerRuntime {
             return Err(RuntimeError::Other(format!("exec in {id} did not attach")));
         };
         let (ended_tx, ended_rx) = oneshot::channel();
-        let output = output.filter_map(|item| {
-            futures::future::ready(match item {
-                Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => Some((1, message)),
-                Ok(LogOutput::StdErr { message }) => Some((2, message)),
-                Ok(LogOutput::StdIn { .. }) => None,
-                Err(e) => {
-                    tracing::debug!(error = %e, "exec output ended with an error");
-                    None
-                }
-            })
-        });
-        let output = NotifyOnEnd { inner: output.boxed(), ended: Some(ended_tx) }.boxed();
+        let output = NotifyOnEnd { inner: channels(output), ended: Some(ended_tx) }.boxed();
         let docker = self.docker.clone();
         let exit = async move { exec_exit_code(&docker, &exec_id, ended_rx).await }.boxed();
         Ok(ExecSession { stdin: stdin.then(|| Box::new(input) as Box<_>), output, exit })
+    }
+
+    async fn attach(&self, id: &str, stdin: bool) -> Result<ExecSession> {
+        match self.state(id).await? {
+            State::Running { .. } => {}
+            _ => return Err(RuntimeError::Other(format!("container {id} is not running"))),
+        }
+        let options = AttachContainerOptionsBuilder::new()
+            .stream(true)
+            .stdin(stdin)
+            .stdout(true)
+            .stderr(true)
+            .logs(false)
+            .build();
+        let attached =
+            self.docker.attach_container(id, Some(options)).await.map_err(|e| container_error(e, id, "attach to"))?;
+        let (ended_tx, ended_rx) = oneshot::channel();
+        let output = NotifyOnEnd { inner: channels(attached.output), ended: Some(ended_tx) }.boxed();
+        let exit = async move {
+            let _ = ended_rx.await;
+            Ok(0)
+        }
+        .boxed();
+        Ok(ExecSession { stdin: stdin.then(|| Box::new(attached.input) as Box<_>), output, exit })
     }
 
     async fn stats(&self, id: &str) -> Result<Stats> {
@@ -778,6 +792,7 @@ impl DockerRuntime {
             working_dir: c.working_dir.clone(),
             tty: Some(c.tty),
             open_stdin: Some(c.stdin),
+            stdin_once: Some(c.stdin_once),
             labels: Some(labels),
             host_config: Some(HostConfig {
                 // Joining the sandbox's namespace also shares its hostname, /etc/hosts and
@@ -823,6 +838,26 @@ impl DockerRuntime {
 }
 
 // === exec plumbing ===
+
+/// The engine's multiplexed output as remote-command channels: 1 stdout (and a TTY's
+/// output), 2 stderr.
+fn channels(
+    output: impl futures::Stream<Item = std::result::Result<LogOutput, bollard::errors::Error>> + Send + 'static,
+) -> BoxStream<'static, (u8, Bytes)> {
+    output
+        .filter_map(|item| {
+            futures::future::ready(match item {
+                Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => Some((1, message)),
+                Ok(LogOutput::StdErr { message }) => Some((2, message)),
+                Ok(LogOutput::StdIn { .. }) => None,
+                Err(e) => {
+                    tracing::debug!(error = %e, "the engine's output ended with an error");
+                    None
+                }
+            })
+        })
+        .boxed()
+}
 
 /// Passes a stream through and says (once) when it ended or was dropped, so that the exit
 /// future looks at the exec's state as soon as the output is done.

@@ -100,7 +100,10 @@ pub struct ContainerConfig {
     /// How many times this container was started before (0 for the first start).
     pub attempt: u32,
     pub tty: bool,
+    /// Keep stdin open for clients that attach (Kubernetes `stdin`).
     pub stdin: bool,
+    /// Close stdin when the first attached client leaves (Kubernetes `stdinOnce`).
+    pub stdin_once: bool,
     /// `Always` pulls before starting when a registry answers; `Never` never pulls.
     pub pull_policy: String,
     /// Extra annotations the runtime should keep with the container (hollow: crash plans).
@@ -180,6 +183,13 @@ pub trait Runtime: Send + Sync + 'static {
     /// namespace, as the kubelet's port-forward makes it (so a server listening on
     /// 127.0.0.1 in the pod is reached too). `Unsupported` where this runtime cannot
     /// enter the namespace; port-forward then connects to the pod's IP.
+    /// A session with a running container's own stdin, stdout and stderr (`kubectl
+    /// attach`). It ends when the container's output ends; its exit resolves to 0 then,
+    /// since attach reports success whatever the container's exit code, as the kubelet
+    /// does.
+    async fn attach(&self, _id: &str, _stdin: bool) -> Result<ExecSession> {
+        Err(RuntimeError::Unsupported("attach"))
+    }
     async fn connect_in_pod(&self, _sandbox: &Sandbox, _port: u16) -> Result<tokio::net::TcpStream> {
         Err(RuntimeError::Unsupported("connecting inside a pod's network namespace"))
     }

@@ -535,6 +535,40 @@ async fn engine_connect_in_pod_reaches_the_pods_loopback() {
     assert!(matches!(env.rt.connect_in_pod(&host, 8080).await, Err(RuntimeError::Unsupported(_))));
 }
 
+#[tokio::test]
+async fn engine_attach_carries_a_containers_own_stdio() {
+    let env = TestEnv::new("attach").await;
+    let cfg = env.pod("reader");
+    let sandbox = env.rt.run_sandbox(&cfg).await.unwrap();
+    let mut c = busybox("sh", &["sh", "-c", "while read l; do echo \"got $l\"; echo \"err $l\" >&2; done; echo bye"]);
+    c.stdin = true;
+    c.stdin_once = true;
+    let id = env.rt.start(&sandbox, &cfg, &c).await.unwrap();
+    running(&env.rt, &id).await;
+    let mut session = env.rt.attach(&id, true).await.unwrap();
+    let mut stdin = session.stdin.take().expect("stdin");
+    stdin.write_all(b"one\n").await.unwrap();
+    let mut seen: Vec<(u8, Bytes)> = Vec::new();
+    while !seen.iter().any(|(ch, b)| *ch == 2 && b.as_ref() == b"err one\n") || !seen.iter().any(|(ch, _)| *ch == 1) {
+        let next = tokio::time::timeout(DEADLINE, session.output.next()).await.expect("output").expect("more output");
+        seen.push(next);
+    }
+    assert!(seen.contains(&(1, Bytes::from_static(b"got one\n"))), "{seen:?}");
+    // stdinOnce: the client closing stdin closes the container's; the loop ends and
+    // so does the session, successfully.
+    stdin.shutdown().await.unwrap();
+    drop(stdin);
+    let rest: Vec<(u8, Bytes)> = tokio::time::timeout(DEADLINE, session.output.collect()).await.unwrap();
+    assert!(rest.contains(&(1, Bytes::from_static(b"bye\n"))), "{rest:?}");
+    assert_eq!(tokio::time::timeout(DEADLINE, session.exit).await.unwrap().unwrap(), 0);
+    eventually("the container to exit", || async {
+        matches!(env.rt.state(&id).await.unwrap(), State::Exited { exit_code: 0, .. }).then_some(())
+    })
+    .await;
+    // Nothing to attach to any more.
+    assert!(env.rt.attach(&id, false).await.is_err());
+}
+
 #[test]
 fn unit_route_command_adds_the_route_then_becomes_pause() {
     let r = ServiceRoute { cidr: "10.96.0.0/16".into(), via: "10.242.0.21".into(), helper: "/x/busybox".into() };
