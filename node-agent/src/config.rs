@@ -131,6 +131,11 @@ pub struct Config {
     #[arg(long)]
     pub ingress_listen: Option<SocketAddr>,
 
+    /// Serve Ingress over TLS on this address, e.g. 0.0.0.0:443, with the certificates
+    /// of the Ingresses' `spec.tls` Secrets (picked by SNI); off by default.
+    #[arg(long)]
+    pub ingress_tls_listen: Option<SocketAddr>,
+
     /// The IngressClass this agent serves; Ingresses without a class are served too.
     #[arg(long, default_value = "rk")]
     pub ingress_class: String,

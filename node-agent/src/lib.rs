@@ -333,7 +333,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     }
     let selector = if names.len() == 1 { format!("spec.nodeName={}", names[0]) } else { "spec.nodeName!=".to_string() };
     tokio::spawn(pods::run_source(client.clone(), selector, managers));
-    let proxy = if mode.is_some() || config.ingress_listen.is_some() {
+    let proxy = if mode.is_some() || config.ingress_listen.is_some() || config.ingress_tls_listen.is_some() {
         let cfg = proxy::ProxyConfig {
             mode: mode.unwrap_or(proxy::ProxyMode::Off),
             node: base_name.clone(),
@@ -343,6 +343,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
             // came; replies must come back the same way.
             masquerade_all: service_route.is_some(),
             ingress_listen: config.ingress_listen,
+            ingress_tls_listen: config.ingress_tls_listen,
             ingress_class: config.ingress_class.clone(),
         };
         Some(proxy::start(client.clone(), cfg).await.map_err(AgentError::Proxy)?)

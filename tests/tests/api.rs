@@ -998,6 +998,20 @@ async fn node_credentials_reach_only_their_own_pods_objects() -> Result<()> {
     );
     let (code, _) = get(format!("{ns}/configmaps/b-config")).await?;
     ensure!(code == 403, "another node's pod's ConfigMap: {code}");
+    // A Secret an Ingress names for TLS: every node may get it (each can serve Ingress).
+    let (code, text) =
+        post_json(&admin, &base, &format!("{ns}/secrets"), json!({"metadata": {"name": "web-tls"}})).await?;
+    ensure!(code == 201, "{code} {text}");
+    let (code, _) = get(format!("{ns}/secrets/web-tls")).await?;
+    ensure!(code == 403, "a Secret no Ingress names yet: {code}");
+    let ingress = json!({"metadata": {"name": "web"}, "spec": {
+        "tls": [{"hosts": ["web.example"], "secretName": "web-tls"}],
+        "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}});
+    let (code, text) =
+        post_json(&admin, &base, "/apis/networking.k8s.io/v1/namespaces/default/ingresses", ingress).await?;
+    ensure!(code == 201, "{code} {text}");
+    let (code, text) = get(format!("{ns}/secrets/web-tls")).await?;
+    ensure!(code == 200, "a Secret an Ingress names for TLS: {code} {text}");
     let (code, _) = get(format!("{ns}/secrets")).await?;
     ensure!(code == 403, "listing Secrets: {code}");
     // Pods and Nodes may be read; only its own may be written.

@@ -73,6 +73,40 @@ async fn http_request(addr: &str, host: &str) -> Result<(u16, String)> {
     Ok((code, text.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string()))
 }
 
+/// One HTTPS request with SNI `sni`, trusting only `cert`: (status, body).
+async fn https_request(
+    addr: &str,
+    sni: &'static str,
+    cert: rustls::pki_types::CertificateDer<'static>,
+) -> Result<(u16, String)> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert)?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+        .await
+        .context("connect timed out")??;
+    let name = rustls::pki_types::ServerName::try_from(sni)?;
+    let mut s = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp),
+    )
+    .await
+    .context("handshake timed out")?
+    .context("TLS handshake")?;
+    s.write_all(format!("GET / HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let mut out = Vec::new();
+    // The server may end without close_notify after Connection: close; what was read counts.
+    let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).to_string();
+    let code =
+        text.split(' ').nth(1).and_then(|c| c.parse().ok()).with_context(|| format!("no status line: {text:?}"))?;
+    Ok((code, text.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string()))
+}
+
 /// Sends requests to `addr` until every name in `want` has answered.
 async fn wait_all_answer(addr: &str, want: &BTreeSet<String>) -> Result<()> {
     let seen = parking_lot::Mutex::new(BTreeSet::new());
@@ -429,7 +463,11 @@ async fn process_userspace_node_ports_cluster_ip_deletion() -> Result<()> {
     let _addrs = LoopbackAddrs::add(&ips)?;
     let mut cluster = cluster().await?;
     let ingress_addr = format!("{}:8088", ips[0]);
-    cluster.start_agent("process", &["--node-ip", &ips[0], "--ingress-listen", &ingress_addr])?;
+    let ingress_tls_addr = format!("{}:8443", ips[0]);
+    cluster.start_agent(
+        "process",
+        &["--node-ip", &ips[0], "--ingress-listen", &ingress_addr, "--ingress-tls-listen", &ingress_tls_addr],
+    )?;
     cluster.start_agent("process", &["--node-ip", &ips[1]])?;
     let c = cluster.kube_client(0).await?;
     rk_tests::wait_nodes_ready(&Api::all(c.clone()), 2).await?;
@@ -502,6 +540,38 @@ async fn process_userspace_node_ports_cluster_ip_deletion() -> Result<()> {
     ensure!(seen == names, "the catch-all rule reached {seen:?}");
     let (code, body) = by_host("empty.test").await?;
     ensure!(code == 503, "a backend without endpoints answered {code} {body:?}");
+
+    // Ingress over TLS: a kubernetes.io/tls Secret per host, picked by SNI; the node
+    // reads the Secrets because the Ingress names them (node authorization).
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(c.clone(), "default");
+    let mut certs = Vec::new();
+    for (name, host) in [("one-tls", "one.test"), ("wild-tls", "*.wild.test")] {
+        let key = rcgen::KeyPair::generate()?;
+        let cert = rcgen::CertificateParams::new(vec![host.to_string()])?.self_signed(&key)?;
+        let secret = json!({"metadata": {"name": name}, "type": "kubernetes.io/tls",
+            "stringData": {"tls.crt": cert.pem(), "tls.key": key.serialize_pem()}});
+        secrets.create(&PostParams::default(), &from_json(secret)?).await?;
+        certs.push(cert.der().clone());
+    }
+    let tls = json!({"spec": {"tls": [
+        {"hosts": ["one.test"], "secretName": "one-tls"},
+        {"hosts": ["*.wild.test"], "secretName": "wild-tls"},
+    ]}});
+    ingresses.patch("web", &PatchParams::default(), &Patch::Merge(&tls)).await?;
+    let over_tls = |sni: &'static str, cert: rustls::pki_types::CertificateDer<'static>| {
+        let addr = ingress_tls_addr.clone();
+        async move { https_request(&addr, sni, cert).await }
+    };
+    wait_for("the ingress serving one.test over TLS", Duration::from_secs(30), || async {
+        (over_tls("one.test", certs[0].clone()).await.ok()?.1 == "web-0").then_some(())
+    })
+    .await?;
+    // The wildcard's certificate for a name under it, and the catch-all rule behind it.
+    let (code, body) = over_tls("www.wild.test", certs[1].clone()).await?;
+    ensure!(code == 200 && names.contains(&body), "www.wild.test over TLS answered {code} {body:?}");
+    // A name no certificate covers: the handshake fails.
+    let err = over_tls("nothing.test", certs[0].clone()).await.expect_err("no certificate for nothing.test");
+    ensure!(format!("{err:#}").contains("handshake"), "{err:#}");
 
     let traffic = Traffic::start(vip.clone()).await?;
     let deleted = Instant::now();

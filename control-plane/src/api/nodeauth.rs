@@ -6,7 +6,9 @@
 //! - **reads of Secrets, ConfigMaps and PersistentVolumeClaims** (`get` only) are allowed
 //!   when a pod bound to the node uses the object (volumes, projected sources, `env`,
 //!   `envFrom`, image pull secrets); listing or watching them is refused, so a node
-//!   cannot read other nodes' pods' Secrets;
+//!   cannot read other nodes' pods' Secrets; a Secret an Ingress names in `spec.tls` is
+//!   readable by every node too (`get` only), as every node's agent can serve Ingress
+//!   over TLS (an ingress controller reads such Secrets in Kubernetes as well);
 //! - **writes to Nodes and Leases** only to its own (`nodes/<name>`, its status, and the
 //!   `kube-node-lease/<name>` Lease);
 //! - **pod writes** (status, deletion, eviction) only to pods bound to it; no pod
@@ -47,7 +49,9 @@ pub async fn decide(api: &Api, node: &str, a: &Attributes) -> Result<Option<Stri
             if a.verb != "get" || a.name.is_empty() {
                 return deny(format!("nodes may only get individual {} their pods use", a.resource));
             }
-            if uses(api, node, &a.namespace, &a.resource, &a.name).await? {
+            if uses(api, node, &a.namespace, &a.resource, &a.name).await?
+                || (a.resource == "secrets" && ingress_tls_uses(api, &a.namespace, &a.name).await?)
+            {
                 Ok(None)
             } else {
                 deny(format!("no relationship found between node '{node}' and this object"))
@@ -157,6 +161,20 @@ async fn uses(api: &Api, node: &str, ns: &str, resource: &str, name: &str) -> Re
     let list = api.list(pods, Some(ns), &opts, Freshness::Any).await?;
     for item in &list.page.items {
         if references(&item.object()?, resource, name) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether an Ingress in `ns` names Secret `name` in its `spec.tls`.
+async fn ingress_tls_uses(api: &Api, ns: &str, name: &str) -> Result<bool, ApiError> {
+    let Some(ingresses) = registry::lookup("ingresses") else { return Ok(false) };
+    let list = api.list(ingresses, Some(ns), &super::query::ListOptions::default(), Freshness::Any).await?;
+    for item in &list.page.items {
+        let ing = item.object()?;
+        let tls = ing.pointer("/spec/tls").and_then(Value::as_array).into_iter().flatten();
+        if tls.into_iter().any(|t| t["secretName"].as_str() == Some(name)) {
             return Ok(true);
         }
     }

@@ -16,7 +16,12 @@
 //! before `Prefix` on a tie. `Prefix` matches whole path elements (`/foo` matches
 //! `/foo` and `/foo/bar`, not `/foobar`); `ImplementationSpecific` is treated as
 //! `Prefix`. No rule matches: the `defaultBackend` of an Ingress, else 404. A
-//! backend without ready endpoints: 503. TLS is not served (plain HTTP only).
+//! backend without ready endpoints: 503.
+//!
+//! Requests go on with `X-Forwarded-For` (appended), `X-Forwarded-Proto` and
+//! `X-Forwarded-Host` (set); an `Upgrade` (WebSocket) answered with 101 is spliced
+//! both ways; bodies stream. TLS (`--ingress-tls-listen`) is [`super::ingress_tls`],
+//! whose connections [`serve_tls`] hands to the same handler.
 
 use super::model::{ServicePort, State};
 use axum::body::Body;
@@ -24,7 +29,7 @@ use axum::extract::{ConnectInfo, State as AxState};
 use http::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use parking_lot::RwLock;
 use serde_json::Value;
 use std::net::{SocketAddr, SocketAddrV4};
@@ -79,6 +84,16 @@ fn backend_of(namespace: &str, b: &Value) -> Result<Backend, String> {
     Ok(Backend { namespace: namespace.to_string(), service: name.to_string(), port })
 }
 
+/// Whether Ingress `ing` is this agent's to serve: of `class`, or without a class
+/// (`class` is the cluster's default).
+pub fn serves(ing: &Value, class: &str) -> bool {
+    let ing_class = ing
+        .pointer("/spec/ingressClassName")
+        .and_then(Value::as_str)
+        .or_else(|| ing.pointer("/metadata/annotations/kubernetes.io~1ingress.class").and_then(Value::as_str));
+    ing_class.is_none_or(|c| c == class)
+}
+
 /// The routes and default backends of the Ingresses of `class` (or without a class,
 /// when `class` is the default), and why some were skipped.
 pub fn routes(state: &State, class: &str) -> (Vec<Route>, Vec<Backend>, Vec<String>) {
@@ -87,10 +102,7 @@ pub fn routes(state: &State, class: &str) -> (Vec<Route>, Vec<Backend>, Vec<Stri
     let mut skipped = Vec::new();
     for (key, ing) in &state.ingresses {
         let spec = &ing["spec"];
-        let ing_class = spec["ingressClassName"]
-            .as_str()
-            .or_else(|| ing.pointer("/metadata/annotations/kubernetes.io~1ingress.class").and_then(Value::as_str));
-        if ing_class.is_some_and(|c| c != class) {
+        if !serves(ing, class) {
             continue;
         }
         let ns = ing.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
@@ -209,6 +221,11 @@ impl Ingress {
     }
 }
 
+/// The scheme a request came in with (a request extension the TLS listener sets;
+/// absent: `http`), for `X-Forwarded-Proto`.
+#[derive(Debug, Clone, Copy)]
+pub struct Scheme(pub &'static str);
+
 fn status(code: StatusCode, msg: &str) -> Response<Body> {
     let mut r = Response::new(Body::from(format!("{msg}\n")));
     *r.status_mut() = code;
@@ -227,6 +244,7 @@ async fn handle(
         .map(String::from)
         .or_else(|| req.uri().host().map(String::from))
         .unwrap_or_default();
+    let forwarded_host = host.clone();
     let host = strip_port(&host).to_string();
     let path = req.uri().path().to_string();
     let endpoint = {
@@ -249,11 +267,36 @@ async fn handle(
         Ok(uri) => *req.uri_mut() = uri,
         Err(_) => return status(StatusCode::BAD_REQUEST, "bad request path"),
     }
+    let scheme = req.extensions().get::<Scheme>().map_or("http", |s| s.0);
+    let headers = req.headers_mut();
     if let Ok(v) = http::HeaderValue::from_str(&peer.ip().to_string()) {
-        req.headers_mut().append("x-forwarded-for", v);
+        headers.append("x-forwarded-for", v);
     }
+    // Set, not appended: what a client claims about the scheme and host is not passed on.
+    headers.insert("x-forwarded-proto", http::HeaderValue::from_static(scheme));
+    match http::HeaderValue::from_str(&forwarded_host) {
+        Ok(v) if !forwarded_host.is_empty() => headers.insert("x-forwarded-host", v),
+        _ => headers.remove("x-forwarded-host"),
+    };
+    // A WebSocket (or other Upgrade): once the backend agrees (101), both upgraded
+    // connections are spliced.
+    let client_upgrade = req.headers().contains_key(http::header::UPGRADE).then(|| hyper::upgrade::on(&mut req));
     match ing.client.request(req).await {
-        Ok(resp) => resp.map(Body::new),
+        Ok(mut resp) => {
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+                && let Some(client_upgrade) = client_upgrade
+            {
+                let backend_upgrade = hyper::upgrade::on(&mut resp);
+                tokio::spawn(async move {
+                    let (Ok(client), Ok(backend)) = tokio::join!(client_upgrade, backend_upgrade) else {
+                        return tracing::debug!(endpoint = %endpoint, "an ingress upgrade did not complete");
+                    };
+                    let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+                });
+            }
+            resp.map(Body::new)
+        }
         Err(e) => {
             tracing::debug!(endpoint = %endpoint, error = %e, "ingress backend failed");
             status(StatusCode::BAD_GATEWAY, "the backend did not answer")
@@ -269,6 +312,38 @@ fn strip_port(host: &str) -> &str {
     host.split_once(':').map_or(host, |(h, _)| h)
 }
 
+/// Serves the ingress over TLS on `listener` until the task is aborted.
+pub async fn serve_tls(listener: tokio::net::TcpListener, ing: Arc<Ingress>, tls: Arc<rustls::ServerConfig>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let app = axum::Router::new().fallback(handle).with_state(ing);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors and the like: say so, and keep serving.
+                tracing::warn!(error = %e, "cannot accept an ingress TLS connection");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "ingress TLS handshake failed"),
+                Err(_) => return,
+            };
+            let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(Scheme("https"));
+                tower::ServiceExt::oneshot(app.clone(), req.map(Body::new))
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
 /// Serves the ingress on `listener` until the task is aborted.
 pub async fn serve(listener: tokio::net::TcpListener, ing: Arc<Ingress>) {
     let app = axum::Router::new().fallback(handle).with_state(ing);
@@ -281,6 +356,107 @@ pub async fn serve(listener: tokio::net::TcpListener, ing: Arc<Ingress>) {
 mod tests {
     use super::*;
     use serde_json::json;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A backend on loopback: a request with `Upgrade` gets 101 and then its bytes
+    /// echoed; any other gets 200 with the request's head as the body.
+    async fn backend() -> SocketAddrV4 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = match listener.local_addr().expect("addr") {
+            SocketAddr::V4(a) => a,
+            SocketAddr::V6(_) => unreachable!("bound to 127.0.0.1"),
+        };
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let head = read_head(&mut conn).await;
+                    if head.to_ascii_lowercase().contains("\r\nupgrade: ") {
+                        let _ = conn
+                            .write_all(
+                                b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+                            )
+                            .await;
+                        let (mut r, mut w) = conn.split();
+                        let _ = tokio::io::copy(&mut r, &mut w).await;
+                    } else {
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}",
+                            head.len()
+                        );
+                        let _ = conn.write_all(reply.as_bytes()).await;
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// Reads up to the end of an HTTP head.
+    async fn read_head(conn: &mut tokio::net::TcpStream) -> String {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).await.is_ok_and(|n| n == 1) {
+            head.push(byte[0]);
+        }
+        String::from_utf8_lossy(&head).into_owned()
+    }
+
+    #[tokio::test]
+    async fn forwarded_headers_are_set_and_upgrades_are_spliced() {
+        let endpoint = backend().await;
+        let ing = Ingress::new();
+        let web = Backend { namespace: "default".into(), service: "web".into(), port: BackendPort::Number(80) };
+        let port = ServicePort {
+            namespace: "default".into(),
+            name: "web".into(),
+            port_name: String::new(),
+            protocol: super::super::model::Protocol::Tcp,
+            cluster_ip: None,
+            port: 80,
+            node_port: None,
+            affinity_seconds: None,
+            endpoints: vec![endpoint],
+        };
+        let route = Route { host: None, path: "/".into(), path_type: PathType::Prefix, backend: web };
+        *ing.table.write() = Table::new(vec![route], vec![], vec![port]);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(serve(listener, ing));
+
+        // A client's own X-Forwarded-Proto is replaced; X-Forwarded-For is appended to.
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = "GET /x HTTP/1.1\r\nHost: app.example:8080\r\nX-Forwarded-Proto: https\r\n\
+                       X-Forwarded-For: 10.9.9.9\r\nConnection: close\r\n\r\n";
+        conn.write_all(request.as_bytes()).await.expect("write");
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).await.expect("read");
+        let seen = reply.to_ascii_lowercase();
+        assert!(seen.starts_with("http/1.1 200"), "{reply}");
+        assert!(seen.contains("x-forwarded-proto: http\r\n") && !seen.contains("x-forwarded-proto: https"), "{reply}");
+        assert!(seen.contains("x-forwarded-host: app.example:8080\r\n"), "{reply}");
+        assert!(
+            seen.contains("x-forwarded-for: 10.9.9.9\r\n") && seen.contains("x-forwarded-for: 127.0.0.1\r\n"),
+            "{reply}"
+        );
+
+        // An upgrade: 101 from the backend, then bytes both ways.
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        conn.write_all(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+            .await
+            .expect("write");
+        let head = read_head(&mut conn).await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        for word in [&b"ping"[..], b"pong"] {
+            conn.write_all(word).await.expect("write");
+            let mut back = [0u8; 4];
+            tokio::time::timeout(std::time::Duration::from_secs(5), conn.read_exact(&mut back))
+                .await
+                .expect("echo in time")
+                .expect("echo");
+            assert_eq!(&back, word);
+        }
+        server.abort();
+    }
 
     fn state(ingresses: Vec<Value>) -> State {
         let mut s = State::default();

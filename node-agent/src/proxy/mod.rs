@@ -13,12 +13,14 @@
 //!                                                       endpoint; cluster IPs DNATed to
 //!                                                       them by a small nft table
 //!   ingress.rs (with --ingress-listen): HTTP reverse proxy, routes rebuilt on every sync
+//!   ingress_tls.rs (with --ingress-tls-listen): the same over TLS, certificates by SNI
 //! ```
 //!
 //! Which mode runs where, and why, is in `docs/services.md`. Start reading at
 //! [`start`].
 
 pub mod ingress;
+pub mod ingress_tls;
 pub mod model;
 pub mod nft;
 pub mod userspace;
@@ -82,6 +84,8 @@ pub struct ProxyConfig {
     pub masquerade_all: bool,
     /// Serve Ingress here.
     pub ingress_listen: Option<std::net::SocketAddr>,
+    /// Serve Ingress over TLS here (certificates from the Ingresses' `spec.tls`).
+    pub ingress_tls_listen: Option<std::net::SocketAddr>,
     pub ingress_class: String,
 }
 
@@ -141,13 +145,31 @@ pub async fn start(client: Client, cfg: ProxyConfig) -> Result<ProxyHandle, Prox
     let listed = Arc::new(Mutex::new(BTreeSet::new()));
     let mut kinds = vec!["services", "endpoints"];
     let mut ingress = None;
-    if let Some(addr) = cfg.ingress_listen {
-        let listener =
-            tokio::net::TcpListener::bind(addr).await.map_err(|source| ProxyError::IngressListen { addr, source })?;
+    let mut tls_refs = None;
+    let mut servers = Vec::new();
+    if cfg.ingress_listen.is_some() || cfg.ingress_tls_listen.is_some() {
         let ing = ingress::Ingress::new();
         kinds.push("ingresses");
-        tracing::info!(listen = %addr, class = %cfg.ingress_class, "serving Ingress");
-        ingress = Some((ing.clone(), tokio::spawn(ingress::serve(listener, ing))));
+        if let Some(addr) = cfg.ingress_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ProxyError::IngressListen { addr, source })?;
+            tracing::info!(listen = %addr, class = %cfg.ingress_class, "serving Ingress");
+            servers.push(tokio::spawn(ingress::serve(listener, ing.clone())));
+        }
+        if let Some(addr) = cfg.ingress_tls_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ProxyError::IngressListen { addr, source })?;
+            let resolver = Arc::new(ingress_tls::SniResolver::default());
+            let (refs_tx, refs_rx) = tokio::sync::watch::channel(Vec::new());
+            tracing::info!(listen = %addr, class = %cfg.ingress_class, "serving Ingress over TLS");
+            servers.push(tokio::spawn(ingress_tls::refresh(client.clone(), refs_rx, resolver.clone())));
+            let tls = ingress_tls::server_config(resolver);
+            servers.push(tokio::spawn(ingress::serve_tls(listener, ing.clone(), tls)));
+            tls_refs = Some(refs_tx);
+        }
+        ingress = Some(ing);
     }
     let wanted = kinds.len();
     let mut tasks: Vec<tokio::task::JoinHandle<()>> = kinds
@@ -157,10 +179,9 @@ pub async fn start(client: Client, cfg: ProxyConfig) -> Result<ProxyHandle, Prox
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let done = tokio::spawn(async move {
         let mut syncer = Syncer::new(cfg, node_ip).await;
-        if let Some((ing, server)) = ingress {
-            syncer.ingress = Some(ing);
-            tasks.push(server);
-        }
+        syncer.ingress = ingress;
+        syncer.tls_refs = tls_refs;
+        tasks.extend(servers);
         syncer.run(state, changed, listed, wanted, stop_rx).await;
         for t in tasks {
             t.abort();
@@ -255,6 +276,8 @@ struct Syncer {
     skipped: Vec<String>,
     /// With --ingress-listen: the routing table to refresh on every sync.
     ingress: Option<Arc<ingress::Ingress>>,
+    /// With --ingress-tls-listen: where the Ingresses' TLS Secrets are announced.
+    tls_refs: Option<tokio::sync::watch::Sender<Vec<ingress_tls::TlsRef>>>,
 }
 
 /// Waits after a change for more to arrive, so a burst costs one sync.
@@ -284,7 +307,17 @@ impl Syncer {
         tracing::info!(mode = ?cfg.mode, table = %opts.table, "service proxy started");
         // Mode off (Ingress only): never touch nft.
         let nft = nft && cfg.mode != ProxyMode::Off;
-        Self { cfg, nft, opts, applied: None, touched: false, userspace, skipped: Vec::new(), ingress: None }
+        Self {
+            cfg,
+            nft,
+            opts,
+            applied: None,
+            touched: false,
+            userspace,
+            skipped: Vec::new(),
+            ingress: None,
+            tls_refs: None,
+        }
     }
 
     async fn run(
@@ -321,6 +354,16 @@ impl Syncer {
             let (routes, defaults, why) = ingress::routes(state, &self.cfg.ingress_class);
             skipped.extend(why);
             *ing.table.write() = ingress::Table::new(routes, defaults, ports.clone());
+        }
+        if let Some(tx) = &self.tls_refs {
+            let refs = ingress_tls::refs(state, &self.cfg.ingress_class);
+            tx.send_if_modified(|current| {
+                let changed = *current != refs;
+                if changed {
+                    *current = refs;
+                }
+                changed
+            });
         }
         if skipped != self.skipped {
             for why in skipped.iter().filter(|w| !self.skipped.contains(w)) {
