@@ -188,6 +188,7 @@ fn up_apply_demo_status_and_down_leave_nothing_behind() {
     assert!(up.stdout.contains("Cluster \"e2e\" is up"), "{}", up.stdout);
     assert!(up.stdout.contains("Set kubectl context to \"rk-e2e\""), "{}", up.stdout);
     assert!(up.stdout.contains("DNS "), "{}", up.stdout);
+    assert!(up.stdout.contains("Ingress     http://"), "{}", up.stdout);
     assert_eq!(up.stdout.matches(") Ready").count(), 2, "both nodes are Ready in the summary:\n{}", up.stdout);
     // Not a terminal here: plain step lines, no spinner control codes.
     assert!(up.stderr.contains(" ✓ Starting the control plane (3 replicas"), "{}", up.stderr);
@@ -239,6 +240,15 @@ fn up_apply_demo_status_and_down_leave_nothing_behind() {
         http_get_at(&cluster_ip, 80, "/", "").filter(|(status, _)| status.contains("200")).map(|(_, body)| body)
     });
     assert!(page.contains("Hello from rk"), "{page}");
+    // Through Ingress `demo`, on every node, at the address and port the record gives.
+    let rec = env.record(name);
+    for node in rec["nodes"].as_array().unwrap() {
+        let (ip, port) = (node["ip"].as_str().unwrap(), node["ingress"]["http"].as_u64().unwrap() as u16);
+        let who = wait_until("the demo through the Ingress", Duration::from_secs(20), || {
+            http_get_at(ip, port, "/whoami", "").filter(|(status, _)| status.contains("200")).map(|(_, body)| body)
+        });
+        assert!(who.contains("demo-"), "{ip}:{port}/whoami answered {who:?}");
+    }
 
     // list and status.
     let list = env.rkctl(&["cluster", "list"]).ok().stdout;

@@ -169,10 +169,15 @@ fn lines(text: &str) -> Vec<String> {
 
 /// GET http://ip:port/ from the host; the body on a 200.
 fn http_get(ip: &str, port: u16) -> Option<String> {
+    http_get_host(ip, port, ip)
+}
+
+/// GET / from ip:port with `Host: host`; the body on a 200.
+fn http_get_host(ip: &str, port: u16, host: &str) -> Option<String> {
     let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().ok()?;
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n").ok()?;
+    write!(s, "GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
@@ -209,6 +214,16 @@ spec:
   type: NodePort
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web}
+spec:
+  rules:
+  - host: web.test
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
 "#;
 
 /// (name, phase, ready, pod IP, node) of the `web` pods.
@@ -355,6 +370,13 @@ fn docker_cluster_runs_pods_on_its_network_survives_a_node_loss_and_leaves_nothi
     wait_until("the node port to answer", Duration::from_secs(20), || {
         http_get(&node_ip, 30080).filter(|body| pod_names.contains(&body.as_str()))
     });
+    // And the Ingress on port 80 of every node, by host.
+    for node in rec["nodes"].as_array().unwrap() {
+        let ip = node["ip"].as_str().unwrap();
+        wait_until("the Ingress to answer", Duration::from_secs(20), || {
+            http_get_host(ip, 80, "web.test").filter(|body| pod_names.contains(&body.as_str()))
+        });
+    }
 
     // Kill a node like a machine: its pods are replaced on the other node.
     let victim = format!("{name}-node-2");

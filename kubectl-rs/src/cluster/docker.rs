@@ -42,7 +42,7 @@
 //! user could run by hand, and its error is the engine's own message.
 
 use super::progress::Progress;
-use super::state::{ClusterRecord, ProcessRecord, Role};
+use super::state::{ClusterRecord, IngressPorts, ProcessRecord, Role};
 use super::{ClusterError, Driver, Spec, Stopped, api_client, wait_replicas_ready};
 use std::cell::OnceCell;
 use std::collections::HashMap;
@@ -246,6 +246,9 @@ pub fn node_run_args(rec: &ClusterRecord, network: &str, image: &str, socket: &P
         ]
         .map(String::from),
     );
+    if let Some(ports) = n.ingress {
+        args.extend(super::ingress_args("0.0.0.0", ports));
+    }
     args
 }
 
@@ -308,6 +311,8 @@ pub fn plan(spec: &Spec, dir: &Path, in_use: &[String]) -> Result<ClusterRecord,
             pid: 0,
             start_ticks: 0,
             container: Some(container_name(&spec.name, role, usize::from(k))),
+            // Each node has an address of its own, where 80 and 443 are free.
+            ingress: (role == Role::Node).then_some(IngressPorts { http: 80, https: 443 }),
         }
     };
     let replicas: Vec<ProcessRecord> = (1..=spec.replicas)
@@ -1113,6 +1118,7 @@ mod tests {
         assert!(text.contains(&format!("--cluster-dns {}", rec.replicas[0].ip)), "{text}");
         assert!(text.contains("--cap-add NET_ADMIN --sysctl net.ipv4.ip_forward=1"), "{text}");
         assert!(text.contains("--pod-service-route 10.96.0.0/16"), "{text}");
+        assert!(text.contains("--ingress-listen 0.0.0.0:80 --ingress-tls-listen 0.0.0.0:443"), "{text}");
         assert!(text.contains(&format!("--label {ROLE_LABEL}=node")), "{text}");
         // Node 2 starts with replica 2, then the others.
         let servers = &args[args.iter().position(|a| a == "--server").unwrap() + 1];

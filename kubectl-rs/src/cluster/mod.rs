@@ -333,6 +333,16 @@ pub fn node_kubeconfig(n: &ProcessRecord) -> PathBuf {
     n.data_dir.join("kubeconfig")
 }
 
+/// The agent flags serving Ingress on `ip` (plain HTTP and TLS).
+pub fn ingress_args(ip: &str, ports: state::IngressPorts) -> [String; 4] {
+    [
+        "--ingress-listen".into(),
+        format!("{ip}:{}", ports.http),
+        "--ingress-tls-listen".into(),
+        format!("{ip}:{}", ports.https),
+    ]
+}
+
 /// The replicas' API URLs, comma-separated, starting with replica `k % replicas`: each
 /// node starts with a different one (spreading the watches) and fails over to the others.
 pub fn node_servers(rec: &ClusterRecord, k: usize) -> String {
@@ -632,6 +642,15 @@ async fn summary(rec: &ClusterRecord, dir: &Path, took: Duration) {
             _ => "process runtime".to_string(),
         };
         out += &format!("  {label:<11} {} ({}, {how}) {state}\n", n.name, n.ip);
+    }
+    if let Some((n, ports)) = rec.nodes.first().and_then(|n| Some((n, n.ingress?))) {
+        let more = if rec.nodes.len() > 1 { " (and on every node's address)" } else { "" };
+        out += &format!(
+            "  Ingress     http://{ip}:{} and https://{ip}:{}{more}, Ingresses of class rk or none\n",
+            ports.http,
+            ports.https,
+            ip = n.ip
+        );
     }
     if docker {
         let network = rec.network.as_deref().unwrap_or("-");

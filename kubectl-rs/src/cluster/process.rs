@@ -23,7 +23,7 @@
 //! command line still names their data directory.
 
 use super::progress::Progress;
-use super::state::{ClusterRecord, ProcessRecord, Role};
+use super::state::{ClusterRecord, IngressPorts, ProcessRecord, Role};
 use super::{ClusterError, Driver, Spec, Stopped, api_client, wait_replicas_ready};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -174,6 +174,17 @@ fn pick_subnet(spec: &Spec) -> Result<u8, ClusterError> {
         }
     }
     Err(ClusterError::NoAddress)
+}
+
+/// The port a node on `ip` serves Ingress on: `preferred` (80, 443) when it can bind
+/// it (as root, with nothing else there), else a free one. (Released again before
+/// rk-agent binds it, as with [`free_dns_port`].)
+fn ingress_port(ip: Ipv4Addr, preferred: u16) -> Result<u16, ClusterError> {
+    if TcpListener::bind((ip, preferred)).is_ok() {
+        return Ok(preferred);
+    }
+    let any = TcpListener::bind((ip, 0)).map_err(|e| ClusterError::io(Path::new(&ip.to_string()), e))?;
+    Ok(any.local_addr().map_err(|e| ClusterError::io(Path::new(&ip.to_string()), e))?.port())
 }
 
 /// A port free for both UDP and TCP on `ip`, for cluster DNS. (Released again
@@ -339,6 +350,7 @@ fn plan(spec: &Spec, dir: &Path) -> Result<ClusterRecord, ClusterError> {
         pid: 0,
         start_ticks: 0,
         container: None,
+        ingress: None,
     };
     let mut replicas: Vec<ProcessRecord> = (1..=spec.replicas)
         .map(|id| proc(Role::Replica, format!("replica-{id}"), replica_ip(b, id), CLIENT_PORT))
@@ -351,11 +363,13 @@ fn plan(spec: &Spec, dir: &Path) -> Result<ClusterRecord, ClusterError> {
     // starts with the cluster's, which would repeat it in every path.
     let nodes = (1..=spec.nodes)
         .map(|k| {
-            let mut p = proc(Role::Node, format!("node-{k}"), node_ip(b, k), NODE_PORT);
+            let ip = node_ip(b, k);
+            let mut p = proc(Role::Node, format!("node-{k}"), ip, NODE_PORT);
             p.name = format!("{}-node-{k}", spec.name);
-            p
+            p.ingress = Some(IngressPorts { http: ingress_port(ip, 80)?, https: ingress_port(ip, 443)? });
+            Ok(p)
         })
-        .collect();
+        .collect::<Result<_, ClusterError>>()?;
     let rec = ClusterRecord {
         name: spec.name.clone(),
         driver: "process".into(),
@@ -439,7 +453,7 @@ async fn start(
         progress.step(format!("Starting {} node{}", rec.nodes.len(), if rec.nodes.len() == 1 { "" } else { "s" }));
     for k in 0..rec.nodes.len() {
         let n = &rec.nodes[k];
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "--server".into(),
             super::node_servers(rec, k),
             "--kubeconfig".into(),
@@ -457,6 +471,9 @@ async fn start(
             "--log-level".into(),
             "info".into(),
         ];
+        if let Some(ports) = n.ingress {
+            args.extend(super::ingress_args(&n.ip, ports));
+        }
         let child = spawn(&bins.agent, &args, &mut rec.nodes[k])?;
         let n = &rec.nodes[k];
         started.children.push((format!("rk-agent {}", n.name), n.log.clone(), child));
@@ -605,6 +622,7 @@ mod tests {
             pid,
             start_ticks: ticks,
             container: None,
+            ingress: None,
         };
         assert!(!is_running(&p), "sleep's command line does not name the data directory");
         assert!(leads_group_since(pid, ticks));

@@ -68,6 +68,16 @@ pub struct ProcessRecord {
     /// Docker driver: the container it runs in (pid and start ticks stay zero).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// Nodes: where its agent serves Ingress, on its address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressPorts>,
+}
+
+/// The ports a node serves Ingress on (plain HTTP and TLS).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IngressPorts {
+    pub http: u16,
+    pub https: u16,
 }
 
 /// A local cluster, as `cluster.json` records it.
@@ -160,6 +170,7 @@ mod tests {
                 pid: 12,
                 start_ticks: 34,
                 container: None,
+                ingress: None,
             }],
             nodes: vec![],
         };
