@@ -71,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         cluster_ip: Some(Ipv4Addr::new(10, 96, 0, 99)),
         port: 80,
         node_port: None,
+        load_balancer: false,
         affinity_seconds: None,
         endpoints: vec![sink_addr],
     };

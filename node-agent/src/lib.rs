@@ -267,6 +267,11 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     }
     let mode = proxy_mode(config.proxy_mode, kind).await?;
     let service_route = service_route(&config, kind, mode, &node_ip)?;
+    // What this node serves, for the control plane's load-balancer status (written
+    // as "false" too, so a restart without it takes it back: labels are merged).
+    let serves = |yes: bool| if yes { "true" } else { "false" }.to_string();
+    labels.push((SERVICE_PROXY_LABEL.into(), serves(mode.is_some_and(|m| m != proxy::ProxyMode::Off))));
+    labels.push((INGRESS_LABEL.into(), serves(config.ingress_listen.is_some() || config.ingress_tls_listen.is_some())));
     let registry = Arc::new(pods::Registry::default());
     let mut managers = HashMap::new();
     // The docker runtime's bridge, for the proxy's hairpin setting.
@@ -381,6 +386,12 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     }
     Ok(())
 }
+
+/// Node label: this node's service proxy serves LoadBalancer Services' ports at its
+/// address (the control plane lists such nodes in the Services' status).
+pub const SERVICE_PROXY_LABEL: &str = "node.rk.io/service-proxy";
+/// Node label: this node serves Ingress (listed in the Ingresses' status).
+pub const INGRESS_LABEL: &str = "node.rk.io/ingress";
 
 /// The route pod sandboxes get from `--pod-service-route`, its helper copied where
 /// the engine can bind it; None when not asked for, or when the proxy does not run in

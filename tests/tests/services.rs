@@ -304,6 +304,22 @@ async fn docker_nftables_cluster_ip_node_port_deletion_affinity() -> Result<()> 
     // Cluster IP and node port, from this host: every replica answers.
     let vip = format!("{cluster_ip}:80");
     wait_all_answer(&vip, &names).await?;
+
+    // type LoadBalancer: the Service's own port answers at every node's address, and
+    // its status lists those addresses (what `kubectl get svc` shows as EXTERNAL-IP).
+    let lb = json!({"spec": {"type": "LoadBalancer"}});
+    services.patch("web", &PatchParams::default(), &Patch::Merge(&lb)).await?;
+    let mut want_ips: Vec<String> = cluster.agents.iter().map(|a| a.ip.to_string()).collect();
+    want_ips.sort();
+    wait_for("the LoadBalancer's addresses in its status", Duration::from_secs(20), || async {
+        let svc = services.get("web").await.ok()?;
+        let got: Vec<String> = svc.status?.load_balancer?.ingress?.into_iter().filter_map(|i| i.ip).collect();
+        (got == want_ips).then_some(())
+    })
+    .await?;
+    for agent in &cluster.agents {
+        wait_all_answer(&format!("{}:80", agent.ip), &names).await?;
+    }
     wait_all_answer(&format!("{node_ip}:{node_port}"), &names).await?;
     let rules = nft_table(&table).with_context(|| format!("no nft table {table}"))?;
     ensure!(rules.contains("numgen random mod 3"), "{rules}");
@@ -500,6 +516,22 @@ async fn process_userspace_node_ports_cluster_ip_deletion() -> Result<()> {
     let vip = format!("{cluster_ip}:80");
     wait_all_answer(&vip, &names).await?;
 
+    // type LoadBalancer: the Service's own port answers at every node's address, and
+    // its status lists those addresses (what `kubectl get svc` shows as EXTERNAL-IP).
+    let lb = json!({"spec": {"type": "LoadBalancer"}});
+    services.patch("web", &PatchParams::default(), &Patch::Merge(&lb)).await?;
+    let mut want_ips: Vec<String> = cluster.agents.iter().map(|a| a.ip.to_string()).collect();
+    want_ips.sort();
+    wait_for("the LoadBalancer's addresses in its status", Duration::from_secs(20), || async {
+        let svc = services.get("web").await.ok()?;
+        let got: Vec<String> = svc.status?.load_balancer?.ingress?.into_iter().filter_map(|i| i.ip).collect();
+        (got == want_ips).then_some(())
+    })
+    .await?;
+    for agent in &cluster.agents {
+        wait_all_answer(&format!("{}:80", agent.ip), &names).await?;
+    }
+
     // Ingress on node 0: host one.test → Service "one" (web-0 only), host
     // empty.test → a Service without endpoints (503), anything else → "web".
     let ingresses: Api<k8s_openapi::api::networking::v1::Ingress> = Api::namespaced(c.clone(), "default");
@@ -515,6 +547,13 @@ async fn process_userspace_node_ports_cluster_ip_deletion() -> Result<()> {
         {"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend("web")}]}},
     ]}});
     ingresses.create(&PostParams::default(), &from_json(ing)?).await?;
+    // Only node 0 serves Ingress: its address is the Ingress's.
+    wait_for("the Ingress's address in its status", Duration::from_secs(20), || async {
+        let ing = ingresses.get("web").await.ok()?;
+        let got: Vec<String> = ing.status?.load_balancer?.ingress?.into_iter().filter_map(|i| i.ip).collect();
+        (got == [ips[0].clone()]).then_some(())
+    })
+    .await?;
     wait_for("Service one's endpoint", Duration::from_secs(30), || async {
         (ready_ips(&endpoints, "one").await?.len() == 1).then_some(())
     })

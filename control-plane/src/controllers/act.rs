@@ -41,7 +41,7 @@ fn tolerate(r: Result<impl Sized, ApiError>) -> Result<(), ControllerError> {
 }
 
 /// Replaces one part of an object with a compare-and-swap loop.
-async fn update_with(
+pub(super) async fn update_with(
     api: &Api,
     r: &'static Resource,
     ns: Option<&str>,

@@ -21,6 +21,7 @@ pub mod endpoints;
 pub mod events;
 pub mod gc;
 pub mod job;
+pub mod loadbalancer;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod podutil;
@@ -97,6 +98,7 @@ fn start(api: Api, opts: &ControllerOptions) -> Term {
         "configmaps",
         "secrets",
         "serviceaccounts",
+        "ingresses",
     ];
     let inf: std::collections::HashMap<&str, Arc<Informer>> = names.iter().map(|n| (*n, informer(n))).collect();
     let pods = Mirror::<k8s_openapi::api::core::v1::Pod>::attach(&inf["pods"]);
@@ -182,6 +184,34 @@ fn start(api: Api, opts: &ControllerOptions) -> Term {
     tasks.spawn(after_sync(ready.clone(), runtime::run_workers(sa_ctl, sa_queue.clone(), 1)));
     tasks.spawn(runtime::resync(inf["namespaces"].clone(), sa_queue.clone(), opts.resync, stop_rx.clone()));
     queues.push(sa_queue);
+
+    // status.loadBalancer of LoadBalancer Services and Ingresses: the nodes serving them.
+    let lb_queue = WorkQueue::new();
+    let lb_ctl = Arc::new(loadbalancer::LoadBalancerController {
+        api: api.clone(),
+        services: inf["services"].clone(),
+        ingresses: inf["ingresses"].clone(),
+        nodes: inf["nodes"].clone(),
+    });
+    {
+        let q = lb_queue.clone();
+        inf["services"].on_change(move |c| q.add(format!("services/{}", key_of(c.object()))));
+        let q = lb_queue.clone();
+        inf["ingresses"].on_change(move |c| q.add(format!("ingresses/{}", key_of(c.object()))));
+        // Heartbeats change nodes all the time; only a change of what the addresses
+        // come from requeues the load balancers.
+        let (q, ctl) = (lb_queue.clone(), lb_ctl.clone());
+        inf["nodes"].on_change(move |c| {
+            if let Change::Modified { old, new } = c
+                && loadbalancer::node_view(old) == loadbalancer::node_view(new)
+            {
+                return;
+            }
+            ctl.all_keys().into_iter().for_each(|k| q.add(k));
+        });
+    }
+    tasks.spawn(after_sync(ready.clone(), runtime::run_workers(lb_ctl, lb_queue.clone(), 1)));
+    queues.push(lb_queue);
 
     // The API's own Service's endpoints: the replicas.
     tasks.spawn(apiserver::run(api.clone(), stop_rx.clone()));

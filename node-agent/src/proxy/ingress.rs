@@ -414,6 +414,7 @@ mod tests {
             cluster_ip: None,
             port: 80,
             node_port: None,
+            load_balancer: false,
             affinity_seconds: None,
             endpoints: vec![endpoint],
         };

@@ -50,6 +50,10 @@ pub struct ServicePort {
     pub cluster_ip: Option<Ipv4Addr>,
     pub port: u16,
     pub node_port: Option<u16>,
+    /// `type: LoadBalancer` (without a `loadBalancerClass`): `port` is served at the
+    /// node's address too, as k3s' ServiceLB serves it (the control plane lists the
+    /// nodes' addresses in the Service's `status.loadBalancer`).
+    pub load_balancer: bool,
     /// `sessionAffinity: ClientIP`: seconds a client sticks to its endpoint.
     pub affinity_seconds: Option<u32>,
     /// Ready endpoints, sorted and without duplicates.
@@ -115,6 +119,7 @@ pub fn service_ports(service: &Value, endpoints: Option<&Value>) -> (Vec<Service
             .unwrap_or(DEFAULT_AFFINITY_SECONDS)
     });
     let node_ports_wanted = matches!(kind, "NodePort" | "LoadBalancer");
+    let load_balancer = kind == "LoadBalancer" && spec["loadBalancerClass"].as_str().is_none_or(str::is_empty);
     for (i, p) in spec["ports"].as_array().into_iter().flatten().enumerate() {
         let port_name = p["name"].as_str().unwrap_or("").to_string();
         let Some(port) = port_number(&p["port"]) else {
@@ -143,6 +148,7 @@ pub fn service_ports(service: &Value, endpoints: Option<&Value>) -> (Vec<Service
             cluster_ip,
             port,
             node_port,
+            load_balancer,
             affinity_seconds,
             endpoints: eps,
         });
@@ -247,6 +253,12 @@ mod tests {
         let s =
             svc(json!({"type": "LoadBalancer", "clusterIP": "10.96.0.10", "ports": [{"port": 80, "nodePort": 30080}]}));
         assert_eq!(service_ports(&s, None).0[0].node_port, Some(30080));
+        assert!(service_ports(&s, None).0[0].load_balancer);
+        assert!(!ports[0].load_balancer);
+        // Another implementation's load balancer: node ports only.
+        let s = svc(json!({"type": "LoadBalancer", "loadBalancerClass": "example.com/lb", "clusterIP": "10.96.0.10",
+            "ports": [{"port": 80, "nodePort": 30080}]}));
+        assert!(!service_ports(&s, None).0[0].load_balancer);
     }
 
     #[test]

@@ -133,13 +133,17 @@ pub fn render(opts: &Options, ports: &[(ServicePort, Target)]) -> Ruleset {
             };
             let _ = writeln!(dispatch, "\t\tip daddr {ip} {proto} dport {} {mark}goto {svc_chain}", sp.port);
         }
-        if let (Some(node_ip), Some(np)) = (opts.node_ip, sp.node_port) {
-            // Traffic to a node port is masqueraded (externalTrafficPolicy: Cluster),
-            // so replies come back through this node whichever endpoint serves it.
-            let _ = writeln!(
-                dispatch,
-                "\t\tip daddr {node_ip} {proto} dport {np} meta mark set meta mark | {MASQUERADE_MARK:#x} goto {svc_chain}"
-            );
+        // Traffic to a node port (and a LoadBalancer's port at the node's address) is
+        // masqueraded (externalTrafficPolicy: Cluster), so replies come back through
+        // this node whichever endpoint serves it.
+        let lb_port = sp.load_balancer.then_some(sp.port);
+        for np in sp.node_port.into_iter().chain(lb_port) {
+            if let Some(node_ip) = opts.node_ip {
+                let _ = writeln!(
+                    dispatch,
+                    "\t\tip daddr {node_ip} {proto} dport {np} meta mark set meta mark | {MASQUERADE_MARK:#x} goto {svc_chain}"
+                );
+            }
         }
         let _ = writeln!(chains, "\tchain {svc_chain} {{");
         let mut eps = Vec::new();
@@ -275,6 +279,7 @@ mod tests {
             cluster_ip: Some(Ipv4Addr::new(10, 96, 0, 10)),
             port: 80,
             node_port: Some(30080),
+            load_balancer: false,
             affinity_seconds: None,
             endpoints: eps.iter().map(|e| e.parse().expect("test endpoint")).collect(),
         }
@@ -311,6 +316,21 @@ mod tests {
         assert!(rs.affinity_sets.is_empty());
         // Same input, same text (syncs compare rule sets).
         assert_eq!(rs, render(&opts(), &[(sp("web", &["172.18.0.2:8080", "172.18.0.3:8080"]), Target::Endpoints)]));
+    }
+
+    #[test]
+    fn load_balancers_are_served_on_the_node_address_at_their_port() {
+        let mut p = sp("web", &["172.18.0.2:8080"]);
+        p.load_balancer = true;
+        let rs = render(&opts(), &[(p, Target::Endpoints)]);
+        assert!(
+            rs.body.contains("ip daddr 127.0.0.5 tcp dport 80 meta mark set meta mark | 0x4000 goto svc_"),
+            "{}",
+            rs.body
+        );
+        assert!(rs.body.contains("ip daddr 127.0.0.5 tcp dport 30080 meta mark"), "{}", rs.body);
+        let plain = render(&opts(), &[(sp("web", &["172.18.0.2:8080"]), Target::Endpoints)]);
+        assert!(!plain.body.contains("ip daddr 127.0.0.5 tcp dport 80 "), "{}", plain.body);
     }
 
     #[test]

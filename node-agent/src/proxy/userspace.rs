@@ -104,6 +104,8 @@ enum Kind {
     /// The proxy port behind a cluster IP (an ephemeral port on the node IP).
     ClusterIp,
     NodePort(u16),
+    /// A LoadBalancer Service's own port, at the node's address.
+    LoadBalancer(u16),
 }
 
 struct Listener {
@@ -140,6 +142,9 @@ impl Userspace {
             if let Some(np) = sp.node_port {
                 kinds.push(Kind::NodePort(np));
             }
+            if sp.load_balancer {
+                kinds.push(Kind::LoadBalancer(sp.port));
+            }
             for kind in kinds {
                 let key = (format!("{} {:?}", sp.key(), sp.protocol), kind.clone());
                 if let Some(l) = self.listeners.get(&key) {
@@ -147,7 +152,7 @@ impl Userspace {
                 } else {
                     let port = match kind {
                         Kind::ClusterIp => 0,
-                        Kind::NodePort(np) => np,
+                        Kind::NodePort(np) | Kind::LoadBalancer(np) => np,
                     };
                     let addr = SocketAddrV4::new(self.node_ip, port);
                     let balancer = Arc::new(Mutex::new(Balancer::default()));
@@ -394,6 +399,7 @@ mod tests {
             cluster_ip: Some(Ipv4Addr::new(10, 96, 0, 53)),
             port: 53,
             node_port: None,
+            load_balancer: false,
             affinity_seconds: None,
             endpoints: backends.clone(),
         };
@@ -450,6 +456,7 @@ mod tests {
             cluster_ip: Some(Ipv4Addr::new(10, 96, 0, 10)),
             port: 80,
             node_port: None,
+            load_balancer: false,
             affinity_seconds: None,
             endpoints: backends.clone(),
         };
