@@ -87,7 +87,7 @@ pub fn urlencode(s: &str) -> String {
 
 type EventKey = (String, String, String);
 
-/// Events the agent records about pods (aggregated like Kubernetes' recorder).
+/// Events the agent records about pods and Ingresses (aggregated like Kubernetes' recorder).
 #[derive(Clone)]
 pub struct Events {
     client: Client,
@@ -102,14 +102,27 @@ impl Events {
     }
 
     pub async fn normal(&self, pod: &Value, reason: &str, message: &str) {
-        self.record(pod, "Normal", reason, message).await;
+        self.record(pod, ("v1", "Pod"), "Normal", reason, message).await;
     }
 
     pub async fn warning(&self, pod: &Value, reason: &str, message: &str) {
-        self.record(pod, "Warning", reason, message).await;
+        self.record(pod, ("v1", "Pod"), "Warning", reason, message).await;
     }
 
-    async fn record(&self, pod: &Value, kind: &str, reason: &str, message: &str) {
+    /// A Warning about `obj`, an object of `(apiVersion, kind)` (list items carry neither).
+    pub async fn warning_on(&self, obj: &Value, of: (&str, &str), reason: &str, message: &str) {
+        self.record(obj, of, "Warning", reason, message).await;
+    }
+
+    async fn record(
+        &self,
+        obj: &Value,
+        (api_version, object_kind): (&str, &str),
+        kind: &str,
+        reason: &str,
+        message: &str,
+    ) {
+        let pod = obj;
         let s = |p: &str| pod.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
         let (ns, name, uid) = (s("/metadata/namespace"), s("/metadata/name"), s("/metadata/uid"));
         let now = now();
@@ -128,7 +141,7 @@ impl Events {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"name": ev_name, "namespace": ns},
-            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": ns, "uid": uid},
+            "involvedObject": {"apiVersion": api_version, "kind": object_kind, "name": name, "namespace": ns, "uid": uid},
             "reason": reason,
             "message": message,
             "type": kind,

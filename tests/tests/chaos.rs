@@ -5,7 +5,8 @@
 //!
 //! The faults: SIGKILL of the leader and restart, an isolated leader (every peer link
 //! cut both ways), SIGSTOP/SIGCONT of the leader, and a cold restart of every replica
-//! at once. `RK_CHAOS_SECONDS` sets how long faults are injected (default 20); the
+//! at once. `linearizable_through_docker_network_faults` runs the same workload against
+//! replicas in containers on a Docker network, with network faults (see its section). `RK_CHAOS_SECONDS` sets how long faults are injected (default 20); the
 //! summary line (faults, operations checked) is printed for RELIABILITY.md.
 //!
 //! `checker_catches_stale_reads` shows the checker is not vacuous: serializable reads
@@ -646,5 +647,254 @@ async fn checker_catches_stale_reads() -> Result<()> {
     // The default (linearizable) read on the cut-off follower refuses instead.
     let linearizable = tokio::time::timeout(Duration::from_secs(8), fc.get("/k", None)).await;
     ensure!(!matches!(linearizable, Ok(Ok(_))), "a linearizable read succeeded on an isolated follower");
+    Ok(())
+}
+
+// === containers on a Docker network ===
+//
+// The same workload and checks against a 3-replica control plane of containers on a
+// Docker network of its own (`rkctl cluster up --driver docker`), with faults a
+// network can have: the leader's container disconnected from the network, packet loss
+// both ways at the leader (nftables, run from the host inside the container's network
+// namespace), an asymmetric partition (the leader drops what one follower sends it),
+// and the leader's container paused (cgroup freezer).
+
+/// A docker-driver cluster made by `rkctl cluster up`, removed (`down`) on drop.
+struct DockerCluster {
+    dir: tempfile::TempDir,
+    name: String,
+    network: String,
+    /// (container, address) of each replica.
+    replicas: Vec<(String, String)>,
+}
+
+impl DockerCluster {
+    fn rkctl(&self, args: &[&str]) -> Result<std::process::Output> {
+        Ok(std::process::Command::new(rk_tests::binary("rkctl")?)
+            .args(args)
+            .env("RK_STATE_DIR", self.dir.path().join("state"))
+            .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
+            .env("HOME", self.dir.path())
+            .env_remove("RK_BIN_DIR")
+            .env_remove("XDG_STATE_HOME")
+            .output()?)
+    }
+
+    async fn up(name: &str) -> Result<DockerCluster> {
+        remove_leftovers(name)?;
+        let dir = tempfile::Builder::new().prefix("rk-chaos-docker-").tempdir()?;
+        let name = format!("{name}-{}", std::process::id() % 100_000);
+        let mut c = DockerCluster { dir, name, network: String::new(), replicas: Vec::new() };
+        let out = c.rkctl(&["cluster", "up", "--name", &c.name, "--driver", "docker", "--replicas", "3", "--wait"])?;
+        ensure!(
+            out.status.success(),
+            "rkctl cluster up: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let folder = c.dir.path().join("state/clusters").join(&c.name);
+        let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(folder.join("cluster.json"))?)?;
+        c.network = rec["network"].as_str().context("no network in the record")?.to_string();
+        for r in rec["replicas"].as_array().context("no replicas")? {
+            let container = r["container"].as_str().context("replica without container")?.to_string();
+            c.replicas.push((container, r["ip"].as_str().context("replica without ip")?.to_string()));
+        }
+        // The admin credentials `up` wrote, for the workload's etcd connections.
+        let kubeconfig: serde_json::Value = serde_norway::from_slice(&std::fs::read(folder.join("admin.kubeconfig"))?)?;
+        let pem = |v: &serde_json::Value| -> Result<String> {
+            use base64::Engine;
+            let b64 = v.as_str().context("missing credential in admin.kubeconfig")?;
+            Ok(String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64)?)?)
+        };
+        let ca = pem(&kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"])?;
+        let cert = pem(&kubeconfig["users"][0]["user"]["client-certificate-data"])?;
+        let key = pem(&kubeconfig["users"][0]["user"]["client-key-data"])?;
+        let tls = etcd_client::TlsOptions::new()
+            .ca_certificate(etcd_client::Certificate::from_pem(&ca))
+            .identity(etcd_client::Identity::from_pem(&cert, &key))
+            .domain_name("kubernetes.default.svc");
+        let mut known = TLS.lock();
+        for e in c.endpoints() {
+            known.retain(|(k, _)| *k != e);
+            known.push((e, tls.clone()));
+        }
+        Ok(c)
+    }
+
+    fn endpoints(&self) -> Vec<String> {
+        self.replicas.iter().map(|(_, ip)| format!("https://{ip}:2379")).collect()
+    }
+
+    fn pid(&self, i: usize) -> Result<String> {
+        Ok(docker(&["inspect", "--format", "{{.State.Pid}}", &self.replicas[i].0])?.trim().to_string())
+    }
+
+    /// Runs `args` inside replica `i`'s network namespace (from the host: the image has no tc).
+    fn in_netns(&self, i: usize, args: &[&str]) -> Result<()> {
+        let pid = self.pid(i)?;
+        let out = std::process::Command::new("nsenter").args(["-t", &pid, "-n"]).args(args).output()?;
+        ensure!(out.status.success(), "nsenter {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(())
+    }
+
+    /// The leader that every reachable replica among `among` agrees on, if any.
+    async fn leader_among(&self, among: &[usize]) -> Option<usize> {
+        let endpoints = self.endpoints();
+        let mut ids = HashMap::new();
+        let mut leaders = HashSet::new();
+        for &i in among {
+            let mut c = connect(&endpoints[i]).await?;
+            let s = tokio::time::timeout(Duration::from_secs(1), c.status()).await.ok()?.ok()?;
+            ids.insert(s.header()?.member_id(), i);
+            leaders.insert(s.leader());
+        }
+        let leader = *leaders.iter().next()?;
+        (leaders.len() == 1 && leader != 0).then(|| ids.get(&leader).copied()).flatten()
+    }
+
+    async fn wait_leader_among(&self, among: &[usize], timeout: Duration) -> Result<usize> {
+        rk_tests::wait_for("a leader the replicas agree on", timeout, || self.leader_among(among)).await
+    }
+}
+
+impl Drop for DockerCluster {
+    fn drop(&mut self) {
+        match self.rkctl(&["cluster", "down", "--name", &self.name]) {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!("rkctl cluster down: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(e) => eprintln!("rkctl cluster down: {e}"),
+        }
+    }
+}
+
+/// Removes what a run of this test that was killed (a timeout, say) left behind: the
+/// containers and networks of clusters named `<name>-<pid>`, where no process `<pid>`
+/// runs any more. (Only one cluster test runs at a time, see .config/nextest.toml.)
+fn remove_leftovers(name: &str) -> Result<()> {
+    let dead = |cluster: &str| {
+        cluster
+            .strip_prefix(&format!("{name}-"))
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+    };
+    let listed =
+        docker(&["ps", "-a", "--filter", "label=io.rk.cluster", "--format", "{{.ID}} {{.Label \"io.rk.cluster\"}}"])?;
+    for line in listed.lines() {
+        if let Some((id, cluster)) = line.split_once(' ')
+            && dead(cluster)
+        {
+            docker(&["rm", "-f", id])?;
+            // Its pods: the node's containers carry io.rk.node=<cluster>-node-<k>.
+            let pods = docker(&["ps", "-aq", "--filter", &format!("label=io.rk.node={cluster}-node-1")])?;
+            for pod in pods.split_whitespace() {
+                docker(&["rm", "-f", pod])?;
+            }
+        }
+    }
+    let networks = docker(&["network", "ls", "--format", "{{.Name}}"])?;
+    for net in networks.lines() {
+        if let Some(cluster) = net.strip_prefix("rk-").and_then(|n| n.strip_suffix("-net"))
+            && dead(cluster)
+        {
+            docker(&["network", "rm", net])?;
+        }
+    }
+    Ok(())
+}
+
+fn docker(args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new("docker").args(args).output()?;
+    ensure!(out.status.success(), "docker {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn linearizable_through_docker_network_faults() -> Result<()> {
+    let seconds: u64 = std::env::var("RK_CHAOS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let cluster = DockerCluster::up("chaos").await?;
+    let all = [0, 1, 2];
+    cluster.wait_leader_among(&all, Duration::from_secs(30)).await?;
+    let endpoints = cluster.endpoints();
+    let w = Workload::start(&endpoints).await?;
+    let mut faults: Vec<(&str, Duration)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut round = 0;
+    while Instant::now() < deadline {
+        let leader =
+            cluster.wait_leader_among(&all, Duration::from_secs(20)).await.context("no leader between faults")?;
+        let others: Vec<usize> = all.iter().copied().filter(|i| *i != leader).collect();
+        let (container, ip) = cluster.replicas[leader].clone();
+        let t0 = Instant::now();
+        // Recovery: for a fault that takes the leader away, from the fault to a new
+        // leader among the others; for loss and the asymmetric partition (the leader
+        // may keep leading), from the end of the fault to a leader all agree on.
+        let (kind, failover) = match round % 4 {
+            0 => {
+                docker(&["network", "disconnect", &cluster.network, &container])?;
+                let found = cluster.wait_leader_among(&others, Duration::from_secs(20)).await;
+                let failover = t0.elapsed();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                docker(&["network", "connect", "--ip", &ip, &cluster.network, &container])?;
+                found.context("no new leader beside the disconnected one")?;
+                ("disconnect leader", Some(failover))
+            }
+            1 => {
+                // Loss both ways (the VMs this runs on have no netem for delay).
+                let rules = "table ip rk_chaos_loss { \
+                    chain input { type filter hook input priority 0; numgen random mod 100 < 20 drop; }; \
+                    chain output { type filter hook output priority 0; numgen random mod 100 < 20 drop; }; }";
+                cluster.in_netns(leader, &["nft", rules])?;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                cluster.in_netns(leader, &["nft", "delete table ip rk_chaos_loss"])?;
+                ("20% packet loss on the leader", None)
+            }
+            2 => {
+                let from = &cluster.replicas[others[0]].1;
+                let rules = format!(
+                    "table ip rk_chaos {{ chain input {{ type filter hook input priority 0; ip saddr {from} drop; }}; }}"
+                );
+                cluster.in_netns(leader, &["nft", &rules])?;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                cluster.in_netns(leader, &["nft", "delete table ip rk_chaos"])?;
+                ("asymmetric partition", None)
+            }
+            _ => {
+                docker(&["pause", &container])?;
+                let found = cluster.wait_leader_among(&others, Duration::from_secs(20)).await;
+                let failover = t0.elapsed();
+                docker(&["unpause", &container])?;
+                found.context("no new leader while the old one was paused")?;
+                ("pause leader container", Some(failover))
+            }
+        };
+        let healed = Instant::now();
+        cluster
+            .wait_leader_among(&all, Duration::from_secs(20))
+            .await
+            .with_context(|| format!("no leader after {kind}"))?;
+        faults.push((kind, failover.unwrap_or_else(|| healed.elapsed())));
+        eprintln!("chaos (docker): {kind}: done after {:?}", t0.elapsed());
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    eprintln!("chaos (docker): faults over; collecting the clients' histories");
+    let checked = w.finish(&endpoints).await?;
+    eprintln!(
+        "chaos (docker): {} faults, {} operations checked ({} acknowledged writes), {} watch events, 0 violations",
+        faults.len(),
+        checked.operations,
+        checked.writes,
+        checked.watch_events,
+    );
+    for kind in ["disconnect leader", "20% packet loss on the leader", "asymmetric partition", "pause leader container"]
+    {
+        let mut ms: Vec<u128> = faults.iter().filter(|(k, _)| *k == kind).map(|(_, d)| d.as_millis()).collect();
+        ms.sort_unstable();
+        if let Some(max) = ms.last() {
+            eprintln!("chaos (docker): {kind}: {} times, recovery p50 {} ms, max {max} ms", ms.len(), ms[ms.len() / 2]);
+        }
+    }
+    ensure!(faults.len() >= 4, "only {} faults injected", faults.len());
+    ensure!(checked.writes > 50, "only {} writes were acknowledged: the workload hardly ran", checked.writes);
     Ok(())
 }

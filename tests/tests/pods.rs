@@ -292,6 +292,94 @@ async fn process_agent_restart_adopts_running_pods() -> Result<()> {
     Ok(())
 }
 
+/// Agent restarts under load: the node's agent is killed -9 twice while a Deployment
+/// rolls out on it; afterwards there are exactly the desired pods, none restarted, and
+/// exactly one process per pod (nothing started twice, nothing of the old pods left).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_agent_restarts_during_a_rollout_lose_and_duplicate_nothing() -> Result<()> {
+    let (mut cluster, c) = cluster_with_node("process").await?;
+    let deploys: Api<Deployment> = Api::namespaced(c.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let marker = format!("rk-busy-{}", std::process::id());
+    let replicas = 6;
+    let deploy = |version: &str| {
+        json!({"metadata": {"name": "busy"}, "spec": {
+            "replicas": replicas, "minReadySeconds": 1,
+            "strategy": {"rollingUpdate": {"maxSurge": 2, "maxUnavailable": 0}},
+            "selector": {"matchLabels": {"app": "busy"}},
+            "template": {"metadata": {"labels": {"app": "busy"}, "annotations": {"version": version}},
+                "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "main", "image": "busybox",
+                    "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                    // $(POD_NAME) is expanded by the agent: each process names its pod.
+                    "command": ["sh", "-c", "while true; do sleep 0.2; done", format!("{marker}-$(POD_NAME)")]}]}}}})
+    };
+    deploys.create(&PostParams::default(), &from_json(deploy("v1"))?).await?;
+    let rolled_out = |version: &'static str| {
+        let (deploys, pods) = (deploys.clone(), pods.clone());
+        async move {
+            let d = deploys.get("busy").await.ok()?;
+            let st = d.status?;
+            let done = d.metadata.generation == st.observed_generation
+                && st.updated_replicas == Some(replicas)
+                && st.available_replicas == Some(replicas)
+                && st.replicas == Some(replicas);
+            let live: Vec<Pod> = pods
+                .list(&ListParams::default().labels("app=busy"))
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
+            let current = live.iter().all(|p| {
+                p.metadata.annotations.as_ref().and_then(|a| a.get("version")).map(String::as_str) == Some(version)
+            });
+            (done && current && live.len() == replicas as usize && live.iter().all(ready)).then_some(live)
+        }
+    };
+    wait_for("v1 rolled out", Duration::from_secs(60), || rolled_out("v1")).await?;
+
+    // v2 rolls out; the agent dies twice on the way and comes back each time.
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": {"version": "v2"}}}}});
+    deploys.patch("busy", &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(patch)).await?;
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        cluster.agents[0].kill();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        cluster.restart_agent(0)?;
+    }
+    let live = wait_for("v2 rolled out", Duration::from_secs(90), || rolled_out("v2")).await?;
+    for p in &live {
+        let restarts = container(p).map_or(0, |s| s.restart_count);
+        ensure!(restarts == 0, "pod {:?} restarted {restarts} times", p.metadata.name);
+    }
+    // Exactly one process per live pod (the old pods' processes stopped with them).
+    let names: Vec<String> = live.iter().filter_map(|p| p.metadata.name.clone()).collect();
+    let processes = wait_for("one process per pod and no other", Duration::from_secs(30), || async {
+        let found = processes_with(&marker);
+        let one_each =
+            names.iter().all(|n| found.iter().filter(|c| c.ends_with(&format!("{marker}-{n}"))).count() == 1);
+        (one_each && found.len() == names.len()).then_some(found)
+    })
+    .await;
+    ensure!(processes.is_ok(), "pods {names:?}, processes {:?}", processes_with(&marker));
+    Ok(())
+}
+
+/// The command lines (NUL as space) of the live processes whose command line contains `marker`.
+fn processes_with(marker: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| {
+            e.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let zombie = std::fs::read_to_string(e.path().join("stat")).ok()?.contains(") Z ");
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ").trim().to_string();
+            (!zombie && text.contains(marker)).then_some(text)
+        })
+        .collect()
+}
+
 /// The pid of the process whose command line contains `marker`.
 fn pid_with(marker: &str) -> Option<u32> {
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {

@@ -544,6 +544,7 @@ async fn process_userspace_node_ports_cluster_ip_deletion() -> Result<()> {
     let ing = json!({"metadata": {"name": "web"}, "spec": {"rules": [
         {"host": "one.test", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend("one")}]}},
         {"host": "empty.test", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend("empty")}]}},
+        {"host": "missing.test", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend("nosuch")}]}},
         {"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend("web")}]}},
     ]}});
     ingresses.create(&PostParams::default(), &from_json(ing)?).await?;
@@ -579,6 +580,23 @@ async fn process_userspace_node_ports_cluster_ip_deletion() -> Result<()> {
     ensure!(seen == names, "the catch-all rule reached {seen:?}");
     let (code, body) = by_host("empty.test").await?;
     ensure!(code == 503, "a backend without endpoints answered {code} {body:?}");
+    // A backend Service that does not exist: 503, and a Warning event on the Ingress.
+    let (code, body) = by_host("missing.test").await?;
+    ensure!(code == 503, "a missing backend Service answered {code} {body:?}");
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(c.clone(), "default");
+    wait_for("a ServiceNotFound event on the Ingress", Duration::from_secs(20), || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|e| {
+                e.reason.as_deref() == Some("ServiceNotFound")
+                    && e.involved_object.kind.as_deref() == Some("Ingress")
+                    && e.involved_object.name.as_deref() == Some("web")
+                    && e.message.as_deref().is_some_and(|m| m.contains("default/nosuch:80"))
+            })
+            .map(|_| ())
+    })
+    .await?;
 
     // Ingress over TLS: a kubernetes.io/tls Secret per host, picked by SNI; the node
     // reads the Secrets because the Ingress names them (node authorization).

@@ -134,6 +134,46 @@ pub fn routes(state: &State, class: &str) -> (Vec<Route>, Vec<Backend>, Vec<Stri
     (routes, defaults, skipped)
 }
 
+/// The backends of the served Ingresses that no Service port in `ports` matches
+/// (the Service is missing, headless, or has no such port): requests routed to them
+/// are answered 503. Keyed by the Ingress's `namespace/name`, in a stable order.
+pub fn missing_backends(state: &State, class: &str, ports: &[ServicePort]) -> Vec<(String, Backend)> {
+    let table = Table::new(Vec::new(), Vec::new(), ports.to_vec());
+    let mut out = Vec::new();
+    for (key, ing) in &state.ingresses {
+        if !serves(ing, class) {
+            continue;
+        }
+        let ns = ing.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
+        let spec = &ing["spec"];
+        let rule_backends = spec["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r.pointer("/http/paths").and_then(Value::as_array).into_iter().flatten())
+            .map(|p| &p["backend"]);
+        let default = spec.get("defaultBackend").filter(|b| !b.is_null());
+        for b in default.into_iter().chain(rule_backends) {
+            if let Ok(backend) = backend_of(ns, b)
+                && table.endpoints(&backend).is_none()
+                && !out.iter().any(|(k, known)| k == key && *known == backend)
+            {
+                out.push((key.clone(), backend));
+            }
+        }
+    }
+    out
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.port {
+            BackendPort::Number(n) => write!(f, "{}/{}:{n}", self.namespace, self.service),
+            BackendPort::Name(n) => write!(f, "{}/{}:{n}", self.namespace, self.service),
+        }
+    }
+}
+
 /// Whether `host` (lower case, no port) matches a rule's host; the rank of the
 /// match (2 exact, 1 wildcard, 0 any host).
 fn host_rank(rule: Option<&str>, host: &str) -> Option<u8> {
@@ -512,6 +552,36 @@ mod tests {
         assert_eq!(strip_port("a.test"), "a.test");
         assert_eq!(strip_port("[::1]:80"), "[::1]");
         assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+
+    #[test]
+    fn backends_without_a_service_port_are_found_once() {
+        let s = state(vec![
+            json!({"metadata": {"namespace": "default"}, "spec": {"defaultBackend": b("gone", 80), "rules": [
+                {"http": {"paths": [
+                    {"path": "/a", "backend": b("web", 80)},
+                    {"path": "/b", "backend": b("web", 81)},
+                    {"path": "/c", "backend": b("gone", 80)},
+                ]}},
+            ]}}),
+            json!({"metadata": {"namespace": "default"}, "spec": {"ingressClassName": "nginx", "defaultBackend": b("x", 80)}}),
+        ]);
+        let web = ServicePort {
+            namespace: "default".into(),
+            name: "web".into(),
+            port_name: String::new(),
+            protocol: super::super::model::Protocol::Tcp,
+            cluster_ip: None,
+            port: 80,
+            node_port: None,
+            load_balancer: false,
+            affinity_seconds: None,
+            endpoints: vec![],
+        };
+        let missing: Vec<String> =
+            missing_backends(&s, "rk", &[web]).into_iter().map(|(k, b)| format!("{k} {b}")).collect();
+        // No endpoints is not missing; another class's Ingress is not ours.
+        assert_eq!(missing, ["default/i0 default/gone:80", "default/i0 default/web:81"]);
     }
 
     #[test]

@@ -179,6 +179,7 @@ pub async fn start(client: Client, cfg: ProxyConfig) -> Result<ProxyHandle, Prox
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let done = tokio::spawn(async move {
         let mut syncer = Syncer::new(cfg, node_ip).await;
+        syncer.events = Some(crate::Events::new(client.clone(), syncer.cfg.node.clone()));
         syncer.ingress = ingress;
         syncer.tls_refs = tls_refs;
         tasks.extend(servers);
@@ -278,6 +279,9 @@ struct Syncer {
     ingress: Option<Arc<ingress::Ingress>>,
     /// With --ingress-tls-listen: where the Ingresses' TLS Secrets are announced.
     tls_refs: Option<tokio::sync::watch::Sender<Vec<ingress_tls::TlsRef>>>,
+    /// Ingress backends without a Service port, already reported in an Event.
+    missing: Vec<(String, ingress::Backend)>,
+    events: Option<crate::Events>,
 }
 
 /// Waits after a change for more to arrive, so a burst costs one sync.
@@ -317,6 +321,8 @@ impl Syncer {
             skipped: Vec::new(),
             ingress: None,
             tls_refs: None,
+            missing: Vec::new(),
+            events: None,
         }
     }
 
@@ -354,6 +360,19 @@ impl Syncer {
             let (routes, defaults, why) = ingress::routes(state, &self.cfg.ingress_class);
             skipped.extend(why);
             *ing.table.write() = ingress::Table::new(routes, defaults, ports.clone());
+            let missing = ingress::missing_backends(state, &self.cfg.ingress_class, &ports);
+            for (key, backend) in missing.iter().filter(|m| !self.missing.contains(m)) {
+                let message =
+                    format!("backend Service {backend} not found (or headless): its requests are answered 503");
+                tracing::warn!(ingress = %key, %backend, "ingress backend without a Service port");
+                if let (Some(events), Some(obj)) = (&self.events, state.ingresses.get(key)) {
+                    let (events, obj) = (events.clone(), obj.clone());
+                    tokio::spawn(async move {
+                        events.warning_on(&obj, ("networking.k8s.io/v1", "Ingress"), "ServiceNotFound", &message).await;
+                    });
+                }
+            }
+            self.missing = missing;
         }
         if let Some(tx) = &self.tls_refs {
             let refs = ingress_tls::refs(state, &self.cfg.ingress_class);
