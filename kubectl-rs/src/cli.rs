@@ -51,6 +51,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run a command in a container.
     Exec(ExecArgs),
+    /// Attach to a running container's own input and output.
+    Attach(AttachArgs),
     /// Forward local ports to a pod (or to a pod of a deployment or service).
     PortForward(PortForwardArgs),
     /// Show CPU and memory use of nodes or pods (metrics.k8s.io).
@@ -279,6 +281,25 @@ pub struct ExecArgs {
     #[arg(short = 't', long)]
     pub tty: bool,
     /// Print nothing but the command's own output (no "Defaulted container" notes).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// POD, pod/NAME, or TYPE/NAME of a deployment, replica set, … (one of its pods).
+    #[arg(value_name = "POD|TYPE/NAME")]
+    pub target: String,
+    /// Container name (default: the pod's default container, else its first).
+    #[arg(short = 'c', long, value_name = "NAME")]
+    pub container: Option<String>,
+    /// Pass standard input to the container (which needs `stdin: true`).
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+    /// Accepted for kubectl compatibility; rkctl does not allocate terminals yet.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Print nothing but the container's own output (no "Defaulted container" notes).
     #[arg(short = 'q', long)]
     pub quiet: bool,
 }

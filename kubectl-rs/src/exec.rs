@@ -1,5 +1,7 @@
 //! `rkctl exec [-i] [-c C] POD|TYPE/NAME -- CMD ARGS…`: runs a command in a
 //! container over a WebSocket (`v5.channel.k8s.io`, else `v4.channel.k8s.io`).
+//! `rkctl attach [-i] [-c C] POD|TYPE/NAME` joins a running container's own stdio
+//! the same way (`pods/attach`; with `-i` the container needs `stdin: true`).
 //!
 //! Every binary message starts with a channel byte: 0 stdin (to the server),
 //! 1 stdout, 2 stderr, 3 the final `Status` (success, or `NonZeroExitCode` with
@@ -8,7 +10,7 @@
 //! remote command's exit code.
 
 use crate::Session;
-use crate::cli::ExecArgs;
+use crate::cli::{AttachArgs, ExecArgs};
 use crate::client::Request;
 use crate::error::{Error, Status};
 use futures::{SinkExt, StreamExt};
@@ -24,19 +26,49 @@ pub async fn run(s: &Session, args: &ExecArgs) -> Result<(), Error> {
             "you must specify at least one command for the container, after \"--\", e.g. rkctl exec web -- ls /".into(),
         ));
     }
-    let pod = crate::pods::pick(s, &args.target, "exec into").await?;
-    let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-    let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
-    if phase == "Succeeded" || phase == "Failed" {
-        return Err(Error::Usage(format!("cannot exec into a container in a completed pod; current phase is {phase}")));
-    }
-    let container = crate::pods::container(&pod, args.container.as_deref(), args.quiet)?;
+    let (name, container) =
+        running_container(s, &args.target, args.container.as_deref(), args.quiet, "exec into").await?;
     let path = format!("{}/exec", s.discovery().await?.resolve("pods")?.object_path(Some(&s.namespace), &name));
     let mut req = Request::get(path).query("container", &container);
     for c in &args.command {
         req = req.query("command", c);
     }
-    if args.stdin {
+    session(s, req, args.stdin, "exec").await
+}
+
+/// `rkctl attach`: the container's own stdin (with `-i`), stdout and stderr, until
+/// the container's output ends (it exited) or stdin ends and the container reads no more.
+pub async fn attach(s: &Session, args: &AttachArgs) -> Result<(), Error> {
+    let (name, container) =
+        running_container(s, &args.target, args.container.as_deref(), args.quiet, "attach to").await?;
+    let path = format!("{}/attach", s.discovery().await?.resolve("pods")?.object_path(Some(&s.namespace), &name));
+    let req = Request::get(path).query("container", &container);
+    session(s, req, args.stdin, "attach").await
+}
+
+/// The pod `target` names and its container `wanted` (else the default one); a pod
+/// that already finished is refused with `what` ("exec into", "attach to").
+async fn running_container(
+    s: &Session,
+    target: &str,
+    wanted: Option<&str>,
+    quiet: bool,
+    what: &str,
+) -> Result<(String, String), Error> {
+    let pod = crate::pods::pick(s, target, what).await?;
+    let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+    if phase == "Succeeded" || phase == "Failed" {
+        return Err(Error::Usage(format!("cannot {what} a container in a completed pod; current phase is {phase}")));
+    }
+    Ok((name, crate::pods::container(&pod, wanted, quiet)?))
+}
+
+/// Carries one remote-command session (`what`: exec or attach) of `req`: standard
+/// input if `stdin`, output to ours, and the final status as rkctl's exit.
+async fn session(s: &Session, req: Request, stdin: bool, what: &str) -> Result<(), Error> {
+    let mut req = req;
+    if stdin {
         req = req.query("stdin", "true");
     }
     req = req.query("stdout", "true").query("stderr", "true");
@@ -46,7 +78,7 @@ pub async fn run(s: &Session, args: &ExecArgs) -> Result<(), Error> {
 
     // Standard input is read on a thread of its own: a blocking read cannot be
     // cancelled, and the thread must not keep the program alive once the command ended.
-    let mut input = if args.stdin {
+    let mut input = if stdin {
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
         std::thread::spawn(move || {
             use std::io::Read;
@@ -70,7 +102,7 @@ pub async fn run(s: &Session, args: &ExecArgs) -> Result<(), Error> {
 
     let broken = |e: &dyn std::error::Error| Error::Transport {
         server: s.client.server().to_string(),
-        reason: format!("the exec stream broke: {e}"),
+        reason: format!("the {what} stream broke: {e}"),
     };
     let mut status: Option<Status> = None;
     loop {
@@ -109,7 +141,7 @@ pub async fn run(s: &Session, args: &ExecArgs) -> Result<(), Error> {
     let Some(status) = status else {
         return Err(Error::Transport {
             server: s.client.server().to_string(),
-            reason: "the exec stream ended before the command's exit status arrived".into(),
+            reason: format!("the {what} stream ended before its final status arrived"),
         });
     };
     exit_of(&status)

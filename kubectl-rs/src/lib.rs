@@ -84,6 +84,7 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Create(cmd) => create::run(&Session::connect(g).await?, cmd).await,
         Command::Logs(args) => logs::run(&Session::connect(g).await?, args).await,
         Command::Exec(args) => exec::run(&Session::connect(g).await?, args).await,
+        Command::Attach(args) => exec::attach(&Session::connect(g).await?, args).await,
         Command::PortForward(args) => portforward::run(&Session::connect(g).await?, args).await,
         Command::Top(cmd) => top::run(&Session::connect(g).await?, cmd).await,
         Command::Scale(args) => scale::run(&Session::connect(g).await?, args).await,

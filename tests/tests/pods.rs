@@ -495,6 +495,28 @@ async fn docker_deployment_serves_on_pod_ips() -> Result<()> {
         let out = kv.run(&args, Some("typed\n")).await?;
         ensure!(out.code == 3 && out.stdout.contains("read: typed"), "kubectl 1.{minor} run -i: {out:?}");
     }
+    // rkctl attach -i feeds a running container's stdin and shows its output.
+    let reader = json!({"metadata": {"name": "reader"}, "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+        {"name": "main", "image": image, "imagePullPolicy": "Never", "stdin": true, "stdinOnce": true,
+         "command": ["sh", "-c", "read x; echo \"got $x\"; sleep 600"]}]}});
+    pods.create(&PostParams::default(), &from_json(reader)?).await?;
+    wait_pod(&pods, "reader", "Running", Duration::from_secs(30), |p| ready(p).then_some(())).await?;
+    let home = tempfile::tempdir()?;
+    let mut attach = tokio::process::Command::new(rk_tests::binary("rkctl")?)
+        .args(["attach", "-i", "reader"])
+        .env("KUBECONFIG", cluster.kubeconfig(0)?)
+        .env("HOME", home.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    attach.stdin.take().context("stdin")?.write_all(b"hello\n").await?;
+    let mut lines = tokio::io::BufReader::new(attach.stdout.take().context("stdout")?).lines();
+    let got = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await??;
+    ensure!(got.as_deref() == Some("got hello"), "rkctl attach printed {got:?}");
+    drop(lines);
+    let _ = attach.start_kill();
 
     let logs = k.ok(&["logs", &name]).await?;
     ensure!(logs.contains("GET /") || logs.contains("response:200"), "httpd -v logged nothing: {logs:?}");
@@ -520,7 +542,7 @@ async fn docker_deployment_serves_on_pod_ips() -> Result<()> {
 
     // Delete: the containers go.
     deploys.delete("web", &DeleteParams::default()).await?;
-    for name in ["crash", "absent"] {
+    for name in ["crash", "absent", "reader"] {
         pods.delete(name, &DeleteParams::default()).await?;
     }
     let node = cluster.agents[0].name.clone();

@@ -324,6 +324,10 @@ async fn port_forward_exec_over_spdy_and_cp_reach_a_pod() -> Result<()> {
     let out = rk.run(&["apply", "-f", "-"], &echo_manifest(pod_port)).await?;
     ensure!(out.code == 0, "{out:?}");
     rk.ok(&["wait", "--for=condition=Ready", "pod/echo", "--timeout=60s"]).await?;
+    // attach: the process runtime cannot; one clear line says so.
+    let out = rk.run(&["attach", "echo"], "").await?;
+    ensure!(out.code == 1 && out.stderr.contains("does not support attach"), "{out:?}");
+    ensure!(out.stderr.trim().lines().count() == 1, "{out:?}");
 
     // To the pod: every connection is its own, both directions carry bytes.
     let (mut child, mut lines, local) = port_forward(&rk, &["pod/echo", &format!(":{pod_port}")]).await?;
