@@ -253,6 +253,8 @@ impl Ingress {
     pub fn new() -> Arc<Self> {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(std::time::Duration::from_secs(2)));
+        // A proxy forwards small writes as they come: Nagle would hold them back.
+        http.set_nodelay(true);
         Arc::new(Self {
             table: RwLock::new(Table::default()),
             next: AtomicUsize::new(0),
@@ -366,6 +368,7 @@ pub async fn serve_tls(listener: tokio::net::TcpListener, ing: Arc<Ingress>, tls
                 continue;
             }
         };
+        let _ = tcp.set_nodelay(true);
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
@@ -386,7 +389,11 @@ pub async fn serve_tls(listener: tokio::net::TcpListener, ing: Arc<Ingress>, tls
 
 /// Serves the ingress on `listener` until the task is aborted.
 pub async fn serve(listener: tokio::net::TcpListener, ing: Arc<Ingress>) {
+    use axum::serve::ListenerExt;
     let app = axum::Router::new().fallback(handle).with_state(ing);
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await {
         tracing::error!(error = %e, "the ingress server stopped");
     }
