@@ -19,7 +19,7 @@ command -v dnsperf >/dev/null || { echo "dnsperf is missing: apt-get install dns
 [ -x "$BIN" ] || { echo "$BIN is missing: build it first" >&2; exit 1; }
 
 dir=$(mktemp -d)
-"$BIN" --data-dir "$dir/data" --listen $API --peer-listen 127.0.0.1:12380 \
+"$BIN" --insecure-dev --data-dir "$dir/data" --listen $API --peer-listen 127.0.0.1:12380 \
   --dns-listen 127.0.0.1:$PORT --dns-upstream none >"$dir/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$dir"' EXIT

@@ -105,7 +105,9 @@ impl Target {
         match self.rt.connect_in_pod(&self.sandbox, port).await {
             Ok(conn) => return Ok(conn),
             Err(RuntimeError::Unsupported(why)) => tracing::debug!(why, "port-forward to the pod's IP"),
-            Err(e) => return Err(format!("error forwarding to {e}")),
+            // "localhost:PORT in the pod: <why>"
+            Err(RuntimeError::Other(why)) => return Err(format!("error forwarding to {why}")),
+            Err(e) => return Err(format!("error forwarding port {port}: {e}")),
         }
         let addr = format!("{}:{port}", self.ip);
         match tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&addr)).await {
