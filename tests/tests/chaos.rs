@@ -300,16 +300,28 @@ async fn linearizable_through_kills_partitions_and_pauses() -> Result<()> {
         checked.writes,
         checked.watch_events,
     );
-    for kind in ["kill -9 leader", "isolate leader", "pause leader", "kill -9 all"] {
-        let mut ms: Vec<u128> = faults.iter().filter(|(k, _)| *k == kind).map(|(_, d)| d.as_millis()).collect();
-        ms.sort_unstable();
-        if let (Some(max), false) = (ms.last(), ms.is_empty()) {
-            eprintln!("chaos: {kind}: {} times, recovery p50 {} ms, max {max} ms", ms.len(), ms[ms.len() / 2]);
-        }
-    }
+    print_recoveries("chaos", &faults);
     ensure!(faults.len() >= 4, "only {} faults injected", faults.len());
     ensure!(checked.writes > 50, "only {} writes were acknowledged: the workload hardly ran", checked.writes);
     Ok(())
+}
+
+/// One line per kind of fault (in the order first injected): how often, and the
+/// recovery times' median and maximum.
+fn print_recoveries(prefix: &str, faults: &[(&str, Duration)]) {
+    let mut kinds: Vec<&str> = Vec::new();
+    for (k, _) in faults {
+        if !kinds.contains(k) {
+            kinds.push(k);
+        }
+    }
+    for kind in kinds {
+        let mut ms: Vec<u128> = faults.iter().filter(|(k, _)| *k == kind).map(|(_, d)| d.as_millis()).collect();
+        ms.sort_unstable();
+        if let Some(max) = ms.last() {
+            eprintln!("{prefix}: {kind}: {} times, recovery p50 {} ms, max {max} ms", ms.len(), ms[ms.len() / 2]);
+        }
+    }
 }
 
 /// What [`verify`] checked.
@@ -886,14 +898,7 @@ async fn linearizable_through_docker_network_faults() -> Result<()> {
         checked.writes,
         checked.watch_events,
     );
-    for kind in ["disconnect leader", "20% packet loss on the leader", "asymmetric partition", "pause leader container"]
-    {
-        let mut ms: Vec<u128> = faults.iter().filter(|(k, _)| *k == kind).map(|(_, d)| d.as_millis()).collect();
-        ms.sort_unstable();
-        if let Some(max) = ms.last() {
-            eprintln!("chaos (docker): {kind}: {} times, recovery p50 {} ms, max {max} ms", ms.len(), ms[ms.len() / 2]);
-        }
-    }
+    print_recoveries("chaos (docker)", &faults);
     ensure!(faults.len() >= 4, "only {} faults injected", faults.len());
     ensure!(checked.writes > 50, "only {} writes were acknowledged: the workload hardly ran", checked.writes);
     Ok(())

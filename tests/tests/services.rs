@@ -73,6 +73,26 @@ async fn http_request(addr: &str, host: &str) -> Result<(u16, String)> {
     Ok((code, text.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string()))
 }
 
+/// Makes Service `web` (port 80) a LoadBalancer: its status must list every node's
+/// address (what `kubectl get svc` shows as EXTERNAL-IP), and its own port must
+/// answer there, from every pod in `names`.
+async fn becomes_a_load_balancer(services: &Api<Service>, cluster: &Cluster, names: &BTreeSet<String>) -> Result<()> {
+    let lb = json!({"spec": {"type": "LoadBalancer"}});
+    services.patch("web", &PatchParams::default(), &Patch::Merge(&lb)).await?;
+    let mut want_ips: Vec<String> = cluster.agents.iter().map(|a| a.ip.to_string()).collect();
+    want_ips.sort();
+    wait_for("the LoadBalancer's addresses in its status", Duration::from_secs(20), || async {
+        let svc = services.get("web").await.ok()?;
+        let got: Vec<String> = svc.status?.load_balancer?.ingress?.into_iter().filter_map(|i| i.ip).collect();
+        (got == want_ips).then_some(())
+    })
+    .await?;
+    for agent in &cluster.agents {
+        wait_all_answer(&format!("{}:80", agent.ip), names).await?;
+    }
+    Ok(())
+}
+
 /// One HTTPS request with SNI `sni`, trusting only `cert`: (status, body).
 async fn https_request(
     addr: &str,
@@ -305,21 +325,7 @@ async fn docker_nftables_cluster_ip_node_port_deletion_affinity() -> Result<()> 
     let vip = format!("{cluster_ip}:80");
     wait_all_answer(&vip, &names).await?;
 
-    // type LoadBalancer: the Service's own port answers at every node's address, and
-    // its status lists those addresses (what `kubectl get svc` shows as EXTERNAL-IP).
-    let lb = json!({"spec": {"type": "LoadBalancer"}});
-    services.patch("web", &PatchParams::default(), &Patch::Merge(&lb)).await?;
-    let mut want_ips: Vec<String> = cluster.agents.iter().map(|a| a.ip.to_string()).collect();
-    want_ips.sort();
-    wait_for("the LoadBalancer's addresses in its status", Duration::from_secs(20), || async {
-        let svc = services.get("web").await.ok()?;
-        let got: Vec<String> = svc.status?.load_balancer?.ingress?.into_iter().filter_map(|i| i.ip).collect();
-        (got == want_ips).then_some(())
-    })
-    .await?;
-    for agent in &cluster.agents {
-        wait_all_answer(&format!("{}:80", agent.ip), &names).await?;
-    }
+    becomes_a_load_balancer(&services, &cluster, &names).await?;
     wait_all_answer(&format!("{node_ip}:{node_port}"), &names).await?;
     let rules = nft_table(&table).with_context(|| format!("no nft table {table}"))?;
     ensure!(rules.contains("numgen random mod 3"), "{rules}");
@@ -516,21 +522,7 @@ async fn process_userspace_node_ports_cluster_ip_deletion() -> Result<()> {
     let vip = format!("{cluster_ip}:80");
     wait_all_answer(&vip, &names).await?;
 
-    // type LoadBalancer: the Service's own port answers at every node's address, and
-    // its status lists those addresses (what `kubectl get svc` shows as EXTERNAL-IP).
-    let lb = json!({"spec": {"type": "LoadBalancer"}});
-    services.patch("web", &PatchParams::default(), &Patch::Merge(&lb)).await?;
-    let mut want_ips: Vec<String> = cluster.agents.iter().map(|a| a.ip.to_string()).collect();
-    want_ips.sort();
-    wait_for("the LoadBalancer's addresses in its status", Duration::from_secs(20), || async {
-        let svc = services.get("web").await.ok()?;
-        let got: Vec<String> = svc.status?.load_balancer?.ingress?.into_iter().filter_map(|i| i.ip).collect();
-        (got == want_ips).then_some(())
-    })
-    .await?;
-    for agent in &cluster.agents {
-        wait_all_answer(&format!("{}:80", agent.ip), &names).await?;
-    }
+    becomes_a_load_balancer(&services, &cluster, &names).await?;
 
     // Ingress on node 0: host one.test → Service "one" (web-0 only), host
     // empty.test → a Service without endpoints (503), anything else → "web".

@@ -405,6 +405,22 @@ mod tests {
     use serde_json::json;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// Service default/web's unnamed TCP port 80, with `endpoints`.
+    fn web_port(endpoints: Vec<SocketAddrV4>) -> ServicePort {
+        ServicePort {
+            namespace: "default".into(),
+            name: "web".into(),
+            port_name: String::new(),
+            protocol: super::super::model::Protocol::Tcp,
+            cluster_ip: None,
+            port: 80,
+            node_port: None,
+            load_balancer: false,
+            affinity_seconds: None,
+            endpoints,
+        }
+    }
+
     /// A backend on loopback: a request with `Upgrade` gets 101 and then its bytes
     /// echoed; any other gets 200 with the request's head as the body.
     async fn backend() -> SocketAddrV4 {
@@ -453,18 +469,7 @@ mod tests {
         let endpoint = backend().await;
         let ing = Ingress::new();
         let web = Backend { namespace: "default".into(), service: "web".into(), port: BackendPort::Number(80) };
-        let port = ServicePort {
-            namespace: "default".into(),
-            name: "web".into(),
-            port_name: String::new(),
-            protocol: super::super::model::Protocol::Tcp,
-            cluster_ip: None,
-            port: 80,
-            node_port: None,
-            load_balancer: false,
-            affinity_seconds: None,
-            endpoints: vec![endpoint],
-        };
+        let port = web_port(vec![endpoint]);
         let route = Route { host: None, path: "/".into(), path_type: PathType::Prefix, backend: web };
         *ing.table.write() = Table::new(vec![route], vec![], vec![port]);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -573,18 +578,7 @@ mod tests {
             ]}}),
             json!({"metadata": {"namespace": "default"}, "spec": {"ingressClassName": "nginx", "defaultBackend": b("x", 80)}}),
         ]);
-        let web = ServicePort {
-            namespace: "default".into(),
-            name: "web".into(),
-            port_name: String::new(),
-            protocol: super::super::model::Protocol::Tcp,
-            cluster_ip: None,
-            port: 80,
-            node_port: None,
-            load_balancer: false,
-            affinity_seconds: None,
-            endpoints: vec![],
-        };
+        let web = web_port(vec![]);
         let missing: Vec<String> =
             missing_backends(&s, "rk", &[web]).into_iter().map(|(k, b)| format!("{k} {b}")).collect();
         // No endpoints is not missing; another class's Ingress is not ours.
