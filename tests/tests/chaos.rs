@@ -293,22 +293,20 @@ async fn linearizable_through_kills_partitions_and_pauses() -> Result<()> {
     cluster.wait_leader(Duration::from_secs(20)).await?;
     eprintln!("chaos: faults over; collecting the clients' histories");
     let checked = w.finish(&endpoints).await?;
+    report("chaos", &faults, &checked)
+}
+
+/// Prints the summary (faults, what was checked) and one line per kind of fault (in
+/// the order first injected: how often, recovery median and maximum); fails if the
+/// run was too short to mean anything.
+fn report(prefix: &str, faults: &[(&str, Duration)], checked: &Checked) -> Result<()> {
     eprintln!(
-        "chaos: {} faults, {} operations checked ({} acknowledged writes), {} watch events, 0 violations",
+        "{prefix}: {} faults, {} operations checked ({} acknowledged writes), {} watch events, 0 violations",
         faults.len(),
         checked.operations,
         checked.writes,
         checked.watch_events,
     );
-    print_recoveries("chaos", &faults);
-    ensure!(faults.len() >= 4, "only {} faults injected", faults.len());
-    ensure!(checked.writes > 50, "only {} writes were acknowledged: the workload hardly ran", checked.writes);
-    Ok(())
-}
-
-/// One line per kind of fault (in the order first injected): how often, and the
-/// recovery times' median and maximum.
-fn print_recoveries(prefix: &str, faults: &[(&str, Duration)]) {
     let mut kinds: Vec<&str> = Vec::new();
     for (k, _) in faults {
         if !kinds.contains(k) {
@@ -322,6 +320,9 @@ fn print_recoveries(prefix: &str, faults: &[(&str, Duration)]) {
             eprintln!("{prefix}: {kind}: {} times, recovery p50 {} ms, max {max} ms", ms.len(), ms[ms.len() / 2]);
         }
     }
+    ensure!(faults.len() >= 4, "only {} faults injected", faults.len());
+    ensure!(checked.writes > 50, "only {} writes were acknowledged: the workload hardly ran", checked.writes);
+    Ok(())
 }
 
 /// What [`verify`] checked.
@@ -891,15 +892,5 @@ async fn linearizable_through_docker_network_faults() -> Result<()> {
     }
     eprintln!("chaos (docker): faults over; collecting the clients' histories");
     let checked = w.finish(&endpoints).await?;
-    eprintln!(
-        "chaos (docker): {} faults, {} operations checked ({} acknowledged writes), {} watch events, 0 violations",
-        faults.len(),
-        checked.operations,
-        checked.writes,
-        checked.watch_events,
-    );
-    print_recoveries("chaos (docker)", &faults);
-    ensure!(faults.len() >= 4, "only {} faults injected", faults.len());
-    ensure!(checked.writes > 50, "only {} writes were acknowledged: the workload hardly ran", checked.writes);
-    Ok(())
+    report("chaos (docker)", &faults, &checked)
 }
