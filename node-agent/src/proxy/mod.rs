@@ -298,6 +298,12 @@ impl Syncer {
             table: nft::table_name(&cfg.node, &cfg.node_ip),
             node_ip: Some(node_ip),
             masquerade_all: cfg.masquerade_all,
+            reserved_ports: [cfg.ingress_listen, cfg.ingress_tls_listen]
+                .into_iter()
+                .flatten()
+                .filter(|a| a.ip().is_unspecified() || a.ip() == std::net::IpAddr::V4(node_ip))
+                .map(|a| a.port())
+                .collect(),
         };
         let userspace = (cfg.mode == ProxyMode::Userspace).then(|| userspace::Userspace::new(node_ip));
         match (cfg.mode, nft) {

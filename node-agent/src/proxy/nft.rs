@@ -92,6 +92,10 @@ pub struct Options {
     /// Mark every connection to a cluster IP for masquerade, not only node ports and
     /// hairpin ones (see [`super::ProxyConfig::masquerade_all`]).
     pub masquerade_all: bool,
+    /// Ports the agent itself serves at the node address (its Ingress listeners): a
+    /// LoadBalancer Service's port among them is not DNATed there, or the agent's own
+    /// listener would never see a connection again.
+    pub reserved_ports: Vec<u16>,
 }
 
 /// Renders the table for `ports`; `targets` gives, per service port (same order),
@@ -136,7 +140,7 @@ pub fn render(opts: &Options, ports: &[(ServicePort, Target)]) -> Ruleset {
         // Traffic to a node port (and a LoadBalancer's port at the node's address) is
         // masqueraded (externalTrafficPolicy: Cluster), so replies come back through
         // this node whichever endpoint serves it.
-        let lb_port = sp.load_balancer.then_some(sp.port);
+        let lb_port = sp.load_balancer.then_some(sp.port).filter(|p| !opts.reserved_ports.contains(p));
         for np in sp.node_port.into_iter().chain(lb_port) {
             if let Some(node_ip) = opts.node_ip {
                 let _ = writeln!(
@@ -290,6 +294,7 @@ mod tests {
             table: table_name("node-1", "127.0.0.5"),
             node_ip: Some(Ipv4Addr::new(127, 0, 0, 5)),
             masquerade_all: false,
+            reserved_ports: Vec::new(),
         }
     }
 
@@ -331,6 +336,12 @@ mod tests {
         assert!(rs.body.contains("ip daddr 127.0.0.5 tcp dport 30080 meta mark"), "{}", rs.body);
         let plain = render(&opts(), &[(sp("web", &["172.18.0.2:8080"]), Target::Endpoints)]);
         assert!(!plain.body.contains("ip daddr 127.0.0.5 tcp dport 80 "), "{}", plain.body);
+        // The node's own Ingress port stays the Ingress's.
+        let mut p = sp("web", &["172.18.0.2:8080"]);
+        p.load_balancer = true;
+        let reserved = render(&Options { reserved_ports: vec![80], ..opts() }, &[(p, Target::Endpoints)]);
+        assert!(!reserved.body.contains("ip daddr 127.0.0.5 tcp dport 80 "), "{}", reserved.body);
+        assert!(reserved.body.contains("ip daddr 127.0.0.5 tcp dport 30080 "), "{}", reserved.body);
     }
 
     #[test]
@@ -371,7 +382,7 @@ mod tests {
     #[test]
     fn redirect_targets_only_dnat_cluster_ips() {
         let rs = render(
-            &Options { table: "t".into(), node_ip: Some(Ipv4Addr::new(10, 0, 0, 1)), masquerade_all: false },
+            &Options { table: "t".into(), node_ip: Some(Ipv4Addr::new(10, 0, 0, 1)), ..opts() },
             &[(sp("web", &["10.0.0.1:8080"]), Target::Redirect("10.0.0.1:41000".parse().expect("addr")))],
         );
         assert!(rs.body.contains("ip daddr 10.96.0.10 tcp dport 80 dnat to 10.0.0.1:41000"), "{}", rs.body);
