@@ -122,8 +122,7 @@ impl Events {
         reason: &str,
         message: &str,
     ) {
-        let pod = obj;
-        let s = |p: &str| pod.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+        let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
         let (ns, name, uid) = (s("/metadata/namespace"), s("/metadata/name"), s("/metadata/uid"));
         let now = now();
         let key = (uid.clone(), reason.to_string(), message.to_string());
