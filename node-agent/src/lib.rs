@@ -102,22 +102,24 @@ impl Events {
     }
 
     pub async fn normal(&self, pod: &Value, reason: &str, message: &str) {
-        self.record(pod, ("v1", "Pod"), "Normal", reason, message).await;
+        self.record(pod, ("v1", "Pod"), "kubelet", "Normal", reason, message).await;
     }
 
     pub async fn warning(&self, pod: &Value, reason: &str, message: &str) {
-        self.record(pod, ("v1", "Pod"), "Warning", reason, message).await;
+        self.record(pod, ("v1", "Pod"), "kubelet", "Warning", reason, message).await;
     }
 
-    /// A Warning about `obj`, an object of `(apiVersion, kind)` (list items carry neither).
-    pub async fn warning_on(&self, obj: &Value, of: (&str, &str), reason: &str, message: &str) {
-        self.record(obj, of, "Warning", reason, message).await;
+    /// A Warning about `obj`, an object of `(apiVersion, kind)` (list items carry neither),
+    /// from `component` (the events' `source.component`).
+    pub async fn warning_on(&self, obj: &Value, of: (&str, &str), component: &str, reason: &str, message: &str) {
+        self.record(obj, of, component, "Warning", reason, message).await;
     }
 
     async fn record(
         &self,
         obj: &Value,
         (api_version, object_kind): (&str, &str),
+        component: &str,
         kind: &str,
         reason: &str,
         message: &str,
@@ -144,8 +146,8 @@ impl Events {
             "reason": reason,
             "message": message,
             "type": kind,
-            "source": {"component": "kubelet", "host": self.node},
-            "reportingComponent": "kubelet",
+            "source": {"component": component, "host": self.node},
+            "reportingComponent": component,
             "reportingInstance": self.node,
             "firstTimestamp": now,
             "lastTimestamp": now,

@@ -67,6 +67,9 @@ pub enum ProxyError {
     },
 }
 
+/// The `source.component` of the events the Ingress records.
+const INGRESS_COMPONENT: &str = "rk-ingress";
+
 /// What the proxy of one node needs to know.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -374,7 +377,15 @@ impl Syncer {
                 if let (Some(events), Some(obj)) = (&self.events, state.ingresses.get(key)) {
                     let (events, obj) = (events.clone(), obj.clone());
                     tokio::spawn(async move {
-                        events.warning_on(&obj, ("networking.k8s.io/v1", "Ingress"), "ServiceNotFound", &message).await;
+                        events
+                            .warning_on(
+                                &obj,
+                                ("networking.k8s.io/v1", "Ingress"),
+                                INGRESS_COMPONENT,
+                                "ServiceNotFound",
+                                &message,
+                            )
+                            .await;
                     });
                 }
             }
