@@ -53,6 +53,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Attach to a running container's own input and output.
     Attach(AttachArgs),
+    /// Copy a file or directory to or from a container (which needs `tar`).
+    Cp(CpArgs),
     /// Forward local ports to a pod (or to a pod of a deployment or service).
     PortForward(PortForwardArgs),
     /// Show CPU and memory use of nodes or pods (metrics.k8s.io).
@@ -283,6 +285,22 @@ pub struct ExecArgs {
     /// Print nothing but the command's own output (no "Defaulted container" notes).
     #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  rkctl cp web-abc:/etc/hosts ./hosts        # from a container
+  rkctl cp ./site dev/web-abc:/srv/site      # a directory into a pod of namespace dev")]
+pub struct CpArgs {
+    /// A local path, or POD:PATH / NAMESPACE/POD:PATH in a container.
+    #[arg(value_name = "SRC")]
+    pub src: String,
+    /// A local path, or POD:PATH / NAMESPACE/POD:PATH in a container.
+    #[arg(value_name = "DEST")]
+    pub dest: String,
+    /// Container name (default: the pod's default container, else its first).
+    #[arg(short = 'c', long, value_name = "NAME")]
+    pub container: Option<String>,
 }
 
 #[derive(Debug, Args)]

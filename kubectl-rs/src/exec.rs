@@ -33,7 +33,8 @@ pub async fn run(s: &Session, args: &ExecArgs) -> Result<(), Error> {
     for c in &args.command {
         req = req.query("command", c);
     }
-    session(s, req, args.stdin, "exec").await
+    let input = if args.stdin { Input::Stdin } else { Input::None };
+    session(s, req, input, Sink::Print, "exec").await
 }
 
 /// `rkctl attach`: the container's own stdin (with `-i`), stdout and stderr, until
@@ -43,7 +44,45 @@ pub async fn attach(s: &Session, args: &AttachArgs) -> Result<(), Error> {
         running_container(s, &args.target, args.container.as_deref(), args.quiet, "attach to").await?;
     let path = format!("{}/attach", s.discovery().await?.resolve("pods")?.object_path(Some(&s.namespace), &name));
     let req = Request::get(path).query("container", &container);
-    session(s, req, args.stdin, "attach").await
+    let input = if args.stdin { Input::Stdin } else { Input::None };
+    session(s, req, input, Sink::Print, "attach").await
+}
+
+/// Runs `command` in container `container` of pod `pod` (in the session's namespace)
+/// with `input` as its standard input, its standard output to `output` (its standard
+/// error is printed): how `rkctl cp` runs `tar`.
+pub(crate) async fn run_with(
+    s: &Session,
+    pod: &str,
+    container: Option<&str>,
+    command: &[&str],
+    input: Input,
+    output: Sink,
+) -> Result<(), Error> {
+    let (name, container) = running_container(s, pod, container, true, "copy files with").await?;
+    let path = format!("{}/exec", s.discovery().await?.resolve("pods")?.object_path(Some(&s.namespace), &name));
+    let mut req = Request::get(path).query("container", &container);
+    for c in command {
+        req = req.query("command", *c);
+    }
+    session(s, req, input, output, "exec").await
+}
+
+/// Where a session's standard input comes from.
+pub(crate) enum Input {
+    None,
+    /// This process's standard input.
+    Stdin,
+    /// These chunks; the end of the channel closes the remote side's input.
+    Chunks(tokio::sync::mpsc::Receiver<Vec<u8>>),
+}
+
+/// Where a session's standard output goes.
+pub(crate) enum Sink {
+    /// This process's standard output.
+    Print,
+    /// These chunks (the receiver going away drops the rest).
+    Chunks(tokio::sync::mpsc::Sender<Vec<u8>>),
 }
 
 /// The pod `target` names and its container `wanted` (else the default one); a pod
@@ -65,10 +104,11 @@ async fn running_container(
 }
 
 /// Carries one remote-command session (`what`: exec or attach) of `req`: standard
-/// input if `stdin`, output to ours, and the final status as rkctl's exit.
-async fn session(s: &Session, req: Request, stdin: bool, what: &str) -> Result<(), Error> {
+/// input from `input`, output to `output` and our standard error, and the final status
+/// as rkctl's exit.
+async fn session(s: &Session, req: Request, input: Input, output: Sink, what: &str) -> Result<(), Error> {
     let mut req = req;
-    if stdin {
+    if !matches!(input, Input::None) {
         req = req.query("stdin", "true");
     }
     req = req.query("stdout", "true").query("stderr", "true");
@@ -78,26 +118,28 @@ async fn session(s: &Session, req: Request, stdin: bool, what: &str) -> Result<(
 
     // Standard input is read on a thread of its own: a blocking read cannot be
     // cancelled, and the thread must not keep the program alive once the command ended.
-    let mut input = if stdin {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut stdin = std::io::stdin().lock();
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match stdin.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if tx.blocking_send(buf[..n].to_vec()).is_err() {
-                            break;
+    let mut input = match input {
+        Input::None => None,
+        Input::Chunks(rx) => Some(rx),
+        Input::Stdin => {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut stdin = std::io::stdin().lock();
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match stdin.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                                break;
+                            }
                         }
                     }
                 }
-            }
-        });
-        Some(rx)
-    } else {
-        None
+            });
+            Some(rx)
+        }
     };
 
     let broken = |e: &dyn std::error::Error| Error::Transport {
@@ -111,7 +153,12 @@ async fn session(s: &Session, req: Request, stdin: bool, what: &str) -> Result<(
                 None | Some(Ok(Message::Close(_))) => break,
                 Some(Err(e)) => return Err(broken(&e)),
                 Some(Ok(Message::Binary(data))) => match data.split_first() {
-                    Some((&1, out)) => crate::output::print_bytes(out),
+                    Some((&1, out)) => match &output {
+                        Sink::Print => crate::output::print_bytes(out),
+                        Sink::Chunks(tx) => {
+                            let _ = tx.send(out.to_vec()).await;
+                        }
+                    },
                     Some((&2, out)) => crate::output::eprint_bytes(out),
                     Some((&3, text)) => status = Some(serde_json::from_slice(text).unwrap_or_else(|_| Status {
                         message: String::from_utf8_lossy(text).into_owned(),

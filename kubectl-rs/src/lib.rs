@@ -9,6 +9,7 @@ pub mod cluster_info;
 pub mod columns;
 pub mod completion;
 pub mod config;
+pub mod cp;
 pub mod create;
 pub mod delete;
 pub mod describe;
@@ -85,6 +86,7 @@ async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Logs(args) => logs::run(&Session::connect(g).await?, args).await,
         Command::Exec(args) => exec::run(&Session::connect(g).await?, args).await,
         Command::Attach(args) => exec::attach(&Session::connect(g).await?, args).await,
+        Command::Cp(args) => cp::run(Session::connect(g).await?, args).await,
         Command::PortForward(args) => portforward::run(&Session::connect(g).await?, args).await,
         Command::Top(cmd) => top::run(&Session::connect(g).await?, cmd).await,
         Command::Scale(args) => scale::run(&Session::connect(g).await?, args).await,

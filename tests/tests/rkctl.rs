@@ -390,6 +390,23 @@ async fn port_forward_exec_over_spdy_and_cp_reach_a_pod() -> Result<()> {
     std::fs::write(&src, "copied through exec\n")?;
     k.ok(&["cp", &src.to_string_lossy(), &format!("echo:{}", dst.to_string_lossy())]).await?;
     ensure!(std::fs::read_to_string(&dst)? == "copied through exec\n");
+    // rkctl cp: a directory into the container and back (the process runtime's
+    // container is the node, so its side is a folder here too).
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub"))?;
+    std::fs::write(tree.join("a.txt"), "alpha\n")?;
+    std::fs::write(tree.join("sub/b.txt"), "beta\n")?;
+    let in_pod = dir.path().join("in-pod");
+    rk.ok(&["cp", &tree.to_string_lossy(), &format!("echo:{}", in_pod.to_string_lossy())]).await?;
+    ensure!(std::fs::read_to_string(in_pod.join("sub/b.txt"))? == "beta\n");
+    let back = dir.path().join("back");
+    rk.ok(&["cp", &format!("default/echo:{}", in_pod.to_string_lossy()), &back.to_string_lossy()]).await?;
+    ensure!(std::fs::read_to_string(back.join("a.txt"))? == "alpha\n");
+    ensure!(std::fs::read_to_string(back.join("sub/b.txt"))? == "beta\n");
+    let out = rk.run(&["cp", "here", "there"], "").await?;
+    ensure!(out.code == 1 && out.stderr.contains("one of SRC and DEST must be in a container"), "{out:?}");
+    let out = rk.run(&["cp", "echo:/no/such/file", &dir.path().join("x").to_string_lossy()], "").await?;
+    ensure!(out.code != 0 && out.stderr.contains("No such file"), "{out:?}");
 
     // Bad arguments are one clear line each, before anything listens.
     let out = rk.run(&["port-forward", "pod/echo", "http"], "").await?;
