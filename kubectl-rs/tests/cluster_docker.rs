@@ -365,6 +365,28 @@ fn docker_cluster_runs_pods_on_its_network_survives_a_node_loss_and_leaves_nothi
         });
         eprintln!("{} on {} reached {answer} through the cluster IP", pod.0, pod.4);
     }
+    // A host-network pod has its node's address, as on a machine (it shares the node
+    // container's network, not the engine host's).
+    let host_pod = env.dir.path().join("host.yaml");
+    std::fs::write(
+        &host_pod,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: on-node}}\nspec:\n  hostNetwork: true\n  nodeName: {}\n  \
+             terminationGracePeriodSeconds: 1\n  containers:\n  - name: sh\n    image: rk-cluster:local\n    \
+             imagePullPolicy: Never\n    command: [sleep, \"600\"]\n",
+            node_names[0]
+        ),
+    )
+    .unwrap();
+    env.rkctl(&["apply", "-f", host_pod.to_str().unwrap()]).ok();
+    env.rkctl(&["wait", "--for=condition=Ready", "pod/on-node", "--timeout=60s"]).ok();
+    let node1_ip = rec["nodes"][0]["ip"].as_str().unwrap().to_string();
+    let addrs = env.rkctl(&["exec", "on-node", "--", "ip", "-4", "addr"]).ok().stdout;
+    assert!(addrs.contains(&format!("inet {node1_ip}/")), "{addrs}");
+    let pod_ip = env.rkctl(&["get", "pod", "on-node", "-o", "jsonpath={.status.podIP}"]).ok().stdout;
+    assert_eq!(pod_ip.trim(), node1_ip);
+    env.rkctl(&["delete", "pod", "on-node"]).ok();
+
     // The Service's node port answers at a node's address, from the host.
     let node_ip = rec["nodes"][0]["ip"].as_str().unwrap().to_string();
     wait_until("the node port to answer", Duration::from_secs(20), || {

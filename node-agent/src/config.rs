@@ -121,6 +121,12 @@ pub struct Config {
     #[arg(long, value_name = "CIDR")]
     pub pod_service_route: Option<String>,
 
+    /// Docker runtime, for an agent in a container of its own: host-network pods share
+    /// this container's network (the node's address and hostname) instead of the
+    /// engine host's.
+    #[arg(long, value_name = "CONTAINER")]
+    pub host_network_container: Option<String>,
+
     /// For `--pod-service-route`: a static busybox the sandboxes add their route with
     /// (copied under --data-dir, which the engine must see at the same path, and bound
     /// read-only into each sandbox).

@@ -302,7 +302,11 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
                     .await
                     .map_err(|source| AgentError::Runtime { runtime: "docker", source })?;
                 bridge = Some(docker.bridge_name());
-                Arc::new(docker.with_service_route(service_route.clone()))
+                Arc::new(
+                    docker
+                        .with_service_route(service_route.clone())
+                        .with_host_network_container(config.host_network_container.clone()),
+                )
             }
             RuntimeKind::Process => Arc::new(runtime::process::ProcessRuntime::new(
                 config.data_dir.join("process"),

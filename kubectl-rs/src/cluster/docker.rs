@@ -201,6 +201,7 @@ pub fn node_run_args(rec: &ClusterRecord, network: &str, image: &str, socket: &P
     let servers = super::node_servers(rec, k);
     let kubeconfig = super::node_kubeconfig(n).display().to_string();
     let data = n.data_dir.display().to_string();
+    let container = n.container.clone().unwrap_or_default();
     let mut args = run_prefix(rec, network, n, "node");
     args.extend([
         // Pods send their Service traffic to the node (see the agent's
@@ -241,6 +242,9 @@ pub fn node_run_args(rec: &ClusterRecord, network: &str, image: &str, socket: &P
             &dns,
             "--pod-service-route",
             SERVICE_RANGE,
+            // Host-network pods share the node container's network, as on a machine.
+            "--host-network-container",
+            &container,
             "--log-level",
             "info",
         ]
@@ -1118,6 +1122,7 @@ mod tests {
         assert!(text.contains(&format!("--cluster-dns {}", rec.replicas[0].ip)), "{text}");
         assert!(text.contains("--cap-add NET_ADMIN --sysctl net.ipv4.ip_forward=1"), "{text}");
         assert!(text.contains("--pod-service-route 10.96.0.0/16"), "{text}");
+        assert!(text.contains("--host-network-container rk-dev-node-2"), "{text}");
         assert!(text.contains("--ingress-listen 0.0.0.0:80 --ingress-tls-listen 0.0.0.0:443"), "{text}");
         assert!(text.contains(&format!("--label {ROLE_LABEL}=node")), "{text}");
         // Node 2 starts with replica 2, then the others.

@@ -83,6 +83,9 @@ pub struct DockerRuntime {
     node: String,
     /// Where sandboxes route Service traffic, when not the engine's default way.
     service_route: Option<ServiceRoute>,
+    /// The container whose network host-network pods share (the node's own, when the
+    /// agent runs in one); None: the engine host's.
+    host_network_container: Option<String>,
 }
 
 /// A route every pod sandbox adds for itself: `cidr` via `via`. The agent of a node
@@ -137,7 +140,30 @@ impl DockerRuntime {
             .await
             .map_err(|e| RuntimeError::Other(format!("cannot reach the Docker engine: {e}")))?;
         let network_id = ensure_network(&docker, network).await?;
-        Ok(Self { docker, network: network.to_string(), network_id, node: node_name.to_string(), service_route: None })
+        Ok(Self {
+            docker,
+            network: network.to_string(),
+            network_id,
+            node: node_name.to_string(),
+            service_route: None,
+            host_network_container: None,
+        })
+    }
+
+    /// Host-network pods made from now on share the network of container `name` (the
+    /// node's, when the agent runs in a container of its own) instead of the engine
+    /// host's; None: the host's.
+    pub fn with_host_network_container(mut self, name: Option<String>) -> Self {
+        self.host_network_container = name;
+        self
+    }
+
+    /// The engine's network mode for a host-network sandbox.
+    fn host_network_mode(&self) -> String {
+        match &self.host_network_container {
+            Some(c) => format!("container:{c}"),
+            None => "host".into(),
+        }
     }
 
     /// Sandboxes made from now on add `route` (see [`ServiceRoute`]); None: they do not.
@@ -404,7 +430,7 @@ impl DockerRuntime {
             hostname: (!cfg.host_network).then_some(hostname),
             labels: Some(labels),
             host_config: Some(HostConfig {
-                network_mode: Some(if cfg.host_network { "host".into() } else { self.network_id.clone() }),
+                network_mode: Some(if cfg.host_network { self.host_network_mode() } else { self.network_id.clone() }),
                 restart_policy: Some(no_restart()),
                 // Adding a route needs NET_ADMIN, in the pod's own network namespace
                 // only; the pod's containers do not get it.
