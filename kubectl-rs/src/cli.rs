@@ -273,16 +273,24 @@ pub struct ExecArgs {
     /// The command and its arguments, after "--".
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+    #[command(flatten)]
+    pub io: StdioArgs,
+}
+
+/// The container and standard streams of `exec` and `attach`.
+#[derive(Debug, Args)]
+pub struct StdioArgs {
     /// Container name (default: the pod's default container, else its first).
     #[arg(short = 'c', long, value_name = "NAME")]
     pub container: Option<String>,
-    /// Pass standard input to the command.
+    /// Pass standard input (to the command; with attach, to the container, which needs
+    /// `stdin: true`).
     #[arg(short = 'i', long)]
     pub stdin: bool,
     /// Accepted for kubectl compatibility; rkctl does not allocate terminals yet.
     #[arg(short = 't', long)]
     pub tty: bool,
-    /// Print nothing but the command's own output (no "Defaulted container" notes).
+    /// Print nothing but the container's own output (no "Defaulted container" notes).
     #[arg(short = 'q', long)]
     pub quiet: bool,
 }
@@ -308,18 +316,8 @@ pub struct AttachArgs {
     /// POD, pod/NAME, or TYPE/NAME of a deployment, replica set, … (one of its pods).
     #[arg(value_name = "POD|TYPE/NAME")]
     pub target: String,
-    /// Container name (default: the pod's default container, else its first).
-    #[arg(short = 'c', long, value_name = "NAME")]
-    pub container: Option<String>,
-    /// Pass standard input to the container (which needs `stdin: true`).
-    #[arg(short = 'i', long)]
-    pub stdin: bool,
-    /// Accepted for kubectl compatibility; rkctl does not allocate terminals yet.
-    #[arg(short = 't', long)]
-    pub tty: bool,
-    /// Print nothing but the container's own output (no "Defaulted container" notes).
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub io: StdioArgs,
 }
 
 #[derive(Debug, Args)]

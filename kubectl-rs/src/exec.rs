@@ -27,13 +27,13 @@ pub async fn run(s: &Session, args: &ExecArgs) -> Result<(), Error> {
         ));
     }
     let (name, container) =
-        running_container(s, &args.target, args.container.as_deref(), args.quiet, "exec into").await?;
+        running_container(s, &args.target, args.io.container.as_deref(), args.io.quiet, "exec into").await?;
     let path = format!("{}/exec", s.discovery().await?.resolve("pods")?.object_path(Some(&s.namespace), &name));
     let mut req = Request::get(path).query("container", &container);
     for c in &args.command {
         req = req.query("command", c);
     }
-    let input = if args.stdin { Input::Stdin } else { Input::None };
+    let input = if args.io.stdin { Input::Stdin } else { Input::None };
     session(s, req, input, Sink::Print, "exec").await
 }
 
@@ -41,10 +41,10 @@ pub async fn run(s: &Session, args: &ExecArgs) -> Result<(), Error> {
 /// the container's output ends (it exited) or stdin ends and the container reads no more.
 pub async fn attach(s: &Session, args: &AttachArgs) -> Result<(), Error> {
     let (name, container) =
-        running_container(s, &args.target, args.container.as_deref(), args.quiet, "attach to").await?;
+        running_container(s, &args.target, args.io.container.as_deref(), args.io.quiet, "attach to").await?;
     let path = format!("{}/attach", s.discovery().await?.resolve("pods")?.object_path(Some(&s.namespace), &name));
     let req = Request::get(path).query("container", &container);
-    let input = if args.stdin { Input::Stdin } else { Input::None };
+    let input = if args.io.stdin { Input::Stdin } else { Input::None };
     session(s, req, input, Sink::Print, "attach").await
 }
 
