@@ -170,10 +170,7 @@ async fn session(s: &Session, req: Request, input: Input, output: Sink, what: &s
             },
             chunk = recv(&mut input) => match chunk {
                 Some(bytes) => {
-                    let mut frame = Vec::with_capacity(bytes.len() + 1);
-                    frame.push(0u8);
-                    frame.extend_from_slice(&bytes);
-                    sink.send(Message::Binary(frame.into())).await.map_err(|e| broken(&e))?;
+                    sink.send(Message::Binary(rk_proto::channel_frame(0, &bytes).into())).await.map_err(|e| broken(&e))?;
                 }
                 None => {
                     input = None;

@@ -66,10 +66,7 @@ fn frame(base64: bool, ch: u8, data: &[u8]) -> Message {
         base64::engine::general_purpose::STANDARD.encode_string(data, &mut text);
         Message::Text(text.into())
     } else {
-        let mut bytes = Vec::with_capacity(data.len() + 1);
-        bytes.push(ch);
-        bytes.extend_from_slice(data);
-        Message::Binary(bytes.into())
+        Message::Binary(rk_proto::channel_frame(ch, data).into())
     }
 }
 

@@ -292,9 +292,7 @@ async fn bridge(socket: WebSocket, start: futures::future::BoxFuture<'static, cr
         Err(e) => {
             let status =
                 json!({"metadata": {}, "status": "Failure", "message": e.to_string(), "reason": "InternalError"});
-            let mut frame = vec![3u8];
-            frame.extend_from_slice(status.to_string().as_bytes());
-            let _ = tx.send(Message::Binary(frame.into())).await;
+            let _ = tx.send(Message::Binary(rk_proto::channel_frame(3, status.to_string().as_bytes()).into())).await;
             let _ = tx.send(normal_close()).await;
             return;
         }
@@ -325,10 +323,7 @@ async fn bridge(socket: WebSocket, start: futures::future::BoxFuture<'static, cr
     });
     let mut output = session.output;
     while let Some((ch, data)) = output.next().await {
-        let mut frame = Vec::with_capacity(data.len() + 1);
-        frame.push(ch);
-        frame.extend_from_slice(&data);
-        if tx.send(Message::Binary(frame.into())).await.is_err() {
+        if tx.send(Message::Binary(rk_proto::channel_frame(ch, &data).into())).await.is_err() {
             break;
         }
     }
@@ -340,9 +335,7 @@ async fn bridge(socket: WebSocket, start: futures::future::BoxFuture<'static, cr
             "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}}),
         Err(e) => json!({"metadata": {}, "status": "Failure", "message": e.to_string(), "reason": "InternalError"}),
     };
-    let mut frame = vec![3u8];
-    frame.extend_from_slice(status.to_string().as_bytes());
-    let _ = tx.send(Message::Binary(frame.into())).await;
+    let _ = tx.send(Message::Binary(rk_proto::channel_frame(3, status.to_string().as_bytes()).into())).await;
     let _ = tx.send(normal_close()).await;
     // The reader ends with the client's close (see `drain`); a client that never
     // closes is cut off.

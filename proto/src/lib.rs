@@ -10,12 +10,22 @@
 //!   trusts a server only through the CA a token pins; `rk-agent --join` and
 //!   `rk-server --join-token` both use it.
 //! - [`portforward`]: the port-forward WebSocket protocol's channels, shared by the
-//!   node agent, the API server and rkctl.
+//!   node agent, the API server and rkctl; [`channel_frame`] builds the binary messages
+//!   of every `*.channel.k8s.io` protocol (exec, attach, port-forward).
 
 #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
 
 pub mod join;
 pub mod portforward;
+
+/// A binary message of a `*.channel.k8s.io` WebSocket protocol (exec, attach,
+/// port-forward): the channel's number, then `data`.
+pub fn channel_frame(channel: u8, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 1);
+    out.push(channel);
+    out.extend_from_slice(data);
+    out
+}
 
 pub mod mvccpb {
     tonic::include_proto!("mvccpb");

@@ -54,10 +54,7 @@ impl OnePort {
 
 /// A binary message of `data` for the connection of port `i` (channel `2i`).
 pub fn data_message(port_index: u8, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + 1);
-    out.push(port_index * 2);
-    out.extend_from_slice(data);
-    out
+    crate::channel_frame(port_index * 2, data)
 }
 
 #[cfg(test)]

@@ -447,10 +447,7 @@ async fn agent_exec(api: &Api, addr: &str, path: &str) -> Result<super::spdy::Ex
     tokio::spawn(async move {
         let upstream = async move {
             while let Some((ch, b)) = input_rx.recv().await {
-                let mut frame = Vec::with_capacity(b.len() + 1);
-                frame.push(ch);
-                frame.extend_from_slice(&b);
-                if sink.send(Message::Binary(frame.into())).await.is_err() {
+                if sink.send(Message::Binary(rk_proto::channel_frame(ch, &b).into())).await.is_err() {
                     return;
                 }
             }

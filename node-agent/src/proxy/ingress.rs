@@ -138,7 +138,6 @@ pub fn routes(state: &State, class: &str) -> (Vec<Route>, Vec<Backend>, Vec<Stri
 /// (the Service is missing, headless, or has no such port): requests routed to them
 /// are answered 503. Keyed by the Ingress's `namespace/name`, in a stable order.
 pub fn missing_backends(state: &State, class: &str, ports: &[ServicePort]) -> Vec<(String, Backend)> {
-    let table = Table::new(Vec::new(), Vec::new(), ports.to_vec());
     let mut out = Vec::new();
     for (key, ing) in &state.ingresses {
         if !serves(ing, class) {
@@ -155,7 +154,7 @@ pub fn missing_backends(state: &State, class: &str, ports: &[ServicePort]) -> Ve
         let default = spec.get("defaultBackend").filter(|b| !b.is_null());
         for b in default.into_iter().chain(rule_backends) {
             if let Ok(backend) = backend_of(ns, b)
-                && table.endpoints(&backend).is_none()
+                && port_endpoints(ports, &backend).is_none()
                 && !out.iter().any(|(k, known)| k == key && *known == backend)
             {
                 out.push((key.clone(), backend));
@@ -228,18 +227,23 @@ impl Table {
 
     /// The ready endpoints of `backend` (None: no such Service port).
     pub fn endpoints(&self, b: &Backend) -> Option<&[SocketAddrV4]> {
-        self.ports
-            .iter()
-            .find(|p| {
-                p.namespace == b.namespace
-                    && p.name == b.service
-                    && match &b.port {
-                        BackendPort::Number(n) => p.port == *n,
-                        BackendPort::Name(n) => p.port_name == *n,
-                    }
-            })
-            .map(|p| p.endpoints.as_slice())
+        port_endpoints(&self.ports, b)
     }
+}
+
+/// The ready endpoints of the Service port in `ports` that `b` names (None: none does).
+fn port_endpoints<'a>(ports: &'a [ServicePort], b: &Backend) -> Option<&'a [SocketAddrV4]> {
+    ports
+        .iter()
+        .find(|p| {
+            p.namespace == b.namespace
+                && p.name == b.service
+                && match &b.port {
+                    BackendPort::Number(n) => p.port == *n,
+                    BackendPort::Name(n) => p.port_name == *n,
+                }
+        })
+        .map(|p| p.endpoints.as_slice())
 }
 
 /// What the ingress server shares.

@@ -107,8 +107,8 @@ pub struct ServiceRoute {
 const ROUTE_HELPER_PATH: &str = "/.rk/busybox";
 
 /// The sandbox's command when it adds `r`: the route, then the pause program in the
-/// shell's place. If the route cannot be added the sandbox exits at once, and its pod
-/// does not start without it.
+/// shell's place. If the route cannot be added the sandbox exits at once rather than
+/// run without it.
 fn route_command(r: &ServiceRoute) -> Vec<String> {
     let script = format!("{ROUTE_HELPER_PATH} ip route replace \"$0\" via \"$1\" && exec /pause");
     [ROUTE_HELPER_PATH, "sh", "-c", &script, &r.cidr, &r.via].map(String::from).to_vec()
